@@ -1,0 +1,226 @@
+/**
+ * One confirm channel and the queue in front of it. Messages leave the queue
+ * in the order they were enqueued, at most `window` unconfirmed at a time;
+ * when `publish()` returns false the lane waits for 'drain' before writing
+ * more. A message is published only on a broker ack that was not preceded by
+ * a basic.return for it (mandatory, unroutable). If the channel closes, every
+ * unconfirmed message fails and the next message opens a new channel.
+ */
+import type { ConfirmChannel, Message } from 'amqplib';
+import { PublishError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { OutgoingMessage, PublishResult } from '../relay/publisher.js';
+
+interface Pending {
+  message: OutgoingMessage;
+  resolve: (result: PublishResult) => void;
+  returned?: string;
+  settled: boolean;
+}
+
+/** Opens a confirm channel; rejects when the broker cannot be reached. */
+export type ChannelOpener = () => Promise<ConfirmChannel>;
+
+/** A confirm channel with an ordered queue and a sliding window of unconfirmed messages. */
+export class ConfirmLane {
+  private readonly queue: Pending[] = [];
+  private readonly unconfirmed: Pending[] = [];
+  private channel: ConfirmChannel | undefined;
+  private opening = false;
+  private waitingForDrain = false;
+  private channelError: (Error & { code?: number }) | undefined;
+
+  constructor(
+    private readonly window: number,
+    private readonly open: ChannelOpener,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Messages queued or unconfirmed on this lane. */
+  get size(): number {
+    return this.queue.length + this.unconfirmed.length;
+  }
+
+  /** Queues a message; resolves when it is confirmed or has failed. Never rejects. */
+  enqueue(message: OutgoingMessage): Promise<PublishResult> {
+    return new Promise((resolve) => {
+      this.queue.push({ message, resolve, settled: false });
+      this.pump();
+    });
+  }
+
+  /** Fails everything queued (not yet written) with `error`. */
+  failQueued(error: PublishError): void {
+    for (const item of this.queue.splice(0)) this.settle(item, { ok: false, error });
+  }
+
+  /** Closes the channel; unconfirmed messages fail as channel-closed. */
+  async close(): Promise<void> {
+    const channel = this.channel;
+    if (channel) await channel.close().catch(() => undefined);
+  }
+
+  private pump(): void {
+    if (this.queue.length === 0) return;
+    if (!this.channel) {
+      void this.openChannel();
+      return;
+    }
+    const channel = this.channel;
+    while (this.queue.length > 0 && this.unconfirmed.length < this.window && !this.waitingForDrain) {
+      const item = this.queue.shift() as Pending;
+      const m = item.message;
+      this.unconfirmed.push(item);
+      let writable: boolean;
+      try {
+        writable = channel.publish(
+          m.exchange,
+          m.routingKey,
+          m.content,
+          {
+            persistent: true,
+            mandatory: true,
+            messageId: m.messageId,
+            contentType: m.contentType,
+            ...(m.type === undefined ? {} : { type: m.type }),
+            timestamp: m.timestamp,
+            headers: m.headers,
+          },
+          (error: unknown) => this.confirmed(item, error),
+        );
+      } catch (error) {
+        // Encoding errors (e.g. a header table too large) are this message's fault alone.
+        this.unconfirmed.splice(this.unconfirmed.indexOf(item), 1);
+        this.settle(item, {
+          ok: false,
+          error: new PublishError('rejected', `cannot publish message ${m.messageId}: ${describe(error)}`, {
+            cause: error,
+          }),
+        });
+        continue;
+      }
+      if (!writable) {
+        this.waitingForDrain = true;
+        channel.once('drain', () => {
+          this.waitingForDrain = false;
+          this.pump();
+        });
+      }
+    }
+  }
+
+  private async openChannel(): Promise<void> {
+    if (this.opening) return;
+    this.opening = true;
+    try {
+      const channel = await this.open();
+      this.channelError = undefined;
+      channel.on('error', (error: Error & { code?: number }) => {
+        this.channelError = error;
+        this.logger.warn('channel error', { error });
+      });
+      channel.on('return', (returned: Message) => this.returned(returned));
+      channel.on('close', () => this.closed(channel));
+      this.channel = channel;
+      this.waitingForDrain = false;
+    } catch (error) {
+      this.failQueued(
+        new PublishError('connection-lost', `cannot open a channel: ${describe(error)}`, {
+          cause: error,
+          countsAsAttempt: false,
+        }),
+      );
+    } finally {
+      this.opening = false;
+    }
+    this.pump();
+  }
+
+  private returned(message: Message): void {
+    const id = message.properties.messageId as string | undefined;
+    const item = this.unconfirmed.find((p) => p.message.messageId === id && p.returned === undefined);
+    // basic.return carries replyCode/replyText, which amqplib's MessageFields type omits.
+    const fields = message.fields as unknown as { replyCode?: number; replyText?: string };
+    if (item) item.returned = `${fields.replyCode ?? 312} ${fields.replyText ?? 'NO_ROUTE'}`;
+  }
+
+  private confirmed(item: Pending, error: unknown): void {
+    const at = this.unconfirmed.indexOf(item);
+    if (at >= 0) this.unconfirmed.splice(at, 1);
+    const m = item.message;
+    if (error) {
+      if (!item.settled) this.settle(item, this.failureOnClose(item, error));
+    } else if (item.returned !== undefined) {
+      this.settle(item, {
+        ok: false,
+        error: new PublishError(
+          'unroutable',
+          `cannot publish message ${m.messageId}: returned by the broker (${item.returned}): no queue is bound to exchange '${m.exchange}' with routing key '${m.routingKey}'`,
+        ),
+      });
+    } else {
+      this.settle(item, { ok: true });
+    }
+    this.pump();
+  }
+
+  private closed(channel: ConfirmChannel): void {
+    if (this.channel === channel) this.channel = undefined;
+    this.waitingForDrain = false;
+    for (const item of this.unconfirmed.splice(0)) {
+      this.settle(item, this.failureOnClose(item, this.channelError ?? new Error('channel closed')));
+    }
+    this.pump();
+  }
+
+  /**
+   * Sorts a channel failure into this message's fault or collateral damage.
+   * A 404 names the missing exchange: messages for it count an attempt, the
+   * others on the channel are retried at once. Any other channel error counts
+   * for every message on it, so a poison message backs off instead of looping.
+   */
+  private failureOnClose(item: Pending, error: unknown): PublishResult {
+    const m = item.message;
+    const channelError = this.channelError;
+    if (channelError?.code === 404 && /no exchange/.test(channelError.message)) {
+      const culprit = channelError.message.includes(`'${m.exchange}'`);
+      return {
+        ok: false,
+        error: new PublishError(
+          culprit ? 'rejected' : 'channel-closed',
+          culprit
+            ? `cannot publish message ${m.messageId}: exchange '${m.exchange}' does not exist`
+            : `cannot publish message ${m.messageId}: channel closed by another message's error`,
+          { cause: channelError, countsAsAttempt: culprit },
+        ),
+      };
+    }
+    if (channelError) {
+      return {
+        ok: false,
+        error: new PublishError('rejected', `cannot publish message ${m.messageId}: ${describe(channelError)}`, {
+          cause: channelError,
+        }),
+      };
+    }
+    const nacked = describe(error).includes('nack');
+    return {
+      ok: false,
+      error: new PublishError(
+        nacked ? 'nacked' : 'connection-lost',
+        `cannot publish message ${m.messageId}: ${nacked ? 'nacked by the broker' : describe(error)}`,
+        { cause: error, countsAsAttempt: nacked },
+      ),
+    };
+  }
+
+  private settle(item: Pending, result: PublishResult): void {
+    if (item.settled) return;
+    item.settled = true;
+    item.resolve(result);
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

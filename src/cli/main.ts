@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+/**
+ * The `outbox-relay` command. Parses the command line and environment once,
+ * dispatches, and turns every failure into one line on stderr and an exit
+ * code: 1 for a runtime failure, 2 for bad usage or configuration.
+ */
+import { loadConfig } from '../config.js';
+import { ConfigError, OutboxError } from '../errors.js';
+import { createJsonLogger, type LogLevel } from '../log/logger.js';
+import { type ExtraFlag, parseCommandArgs, UsageError } from './args.js';
+import { commandHelp, MAIN_HELP } from './help.js';
+import { migrateCommand } from './migrate-command.js';
+import { runCommand } from './run-command.js';
+
+const RUN_FLAGS: ExtraFlag[] = [{ name: 'once', type: 'boolean', description: 'publish what is pending, then exit' }];
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(MAIN_HELP);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === 'migrate') {
+    const args = parseCommandArgs(rest, ['database']);
+    if (args.help) {
+      process.stdout.write(commandHelp('outbox-relay migrate up|down|status [options]', ['database']));
+      return 0;
+    }
+    if (args.positionals.length > 1) throw new UsageError(`unexpected argument '${args.positionals[1]}'`);
+    const config = loadConfig(process.env, args.settings);
+    return migrateCommand(args.positionals[0], config, logger(config.logLevel));
+  }
+  if (command === 'run') {
+    const args = parseCommandArgs(rest, ['database', 'relay'], RUN_FLAGS);
+    if (args.help) {
+      process.stdout.write(commandHelp('outbox-relay run [--once] [options]', ['database', 'relay'], RUN_FLAGS));
+      return 0;
+    }
+    if (args.positionals.length > 0) throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
+    const config = loadConfig(process.env, args.settings);
+    return runCommand(config, { once: args.extra.once === true }, logger(config.logLevel));
+  }
+  throw new UsageError(`unknown command '${command}'`);
+}
+
+function logger(level: LogLevel) {
+  return createJsonLogger(level, { service: 'outbox-relay' });
+}
+
+// Nothing may take the process down unannounced: log, and let the loops recover.
+process.on('unhandledRejection', (reason) => {
+  process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'unhandled rejection', error: String(reason) })}\n`);
+});
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      process.stderr.write(`outbox-relay: ${error.message} (see outbox-relay --help)\n`);
+      process.exitCode = 2;
+    } else if (error instanceof ConfigError) {
+      process.stderr.write(`outbox-relay: ${error.message}\n`);
+      process.exitCode = 2;
+    } else if (error instanceof OutboxError) {
+      process.stderr.write(`outbox-relay: ${error.message}\n`);
+      process.exitCode = 1;
+    } else {
+      process.stderr.write(`outbox-relay: unexpected failure: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

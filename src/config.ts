@@ -1,0 +1,305 @@
+/**
+ * Every setting of the relay and the CLI, parsed and validated once.
+ *
+ * `SETTINGS` is the single table of names, defaults and documentation: the
+ * CLI's help, the flag parser and docs/configuration.md are derived from it.
+ * `loadConfig` reads environment variables, lets command-line flags override
+ * them, and returns a frozen object that is passed down — nothing else in the
+ * code reads `process.env`.
+ */
+import { ConfigError } from './errors.js';
+
+/** Which commands a setting applies to. */
+export type SettingScope = 'database' | 'relay';
+
+interface SettingSpec<T> {
+  /** Environment variable name. */
+  readonly env: string;
+  /** Command-line flag, without the leading dashes. */
+  readonly flag: string;
+  readonly scope: SettingScope;
+  /** The default, as a user would write it. */
+  readonly default: string;
+  readonly description: string;
+  readonly parse: (raw: string, name: string) => T;
+}
+
+function setting<T>(spec: SettingSpec<T>): SettingSpec<T> {
+  return spec;
+}
+
+function integer(min: number, max: number) {
+  return (raw: string, name: string): number => {
+    if (!/^-?\d+$/.test(raw.trim())) {
+      throw new ConfigError(name, `expected an integer from ${min} to ${max}, got '${raw}'`);
+    }
+    const value = Number(raw);
+    if (value < min || value > max) {
+      throw new ConfigError(name, `expected an integer from ${min} to ${max}, got ${value}`);
+    }
+    return value;
+  };
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses `250ms`, `30s`, `5m`, `2h`, `7d` or a bare number of milliseconds. */
+export function parseDuration(raw: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(raw.trim());
+  if (!match) return undefined;
+  const amount = Number(match[1]);
+  const unit = DURATION_UNITS[match[2] ?? 'ms'] ?? 1;
+  return Math.round(amount * unit);
+}
+
+function duration(minMs: number, maxMs: number) {
+  return (raw: string, name: string): number => {
+    const value = parseDuration(raw);
+    if (value === undefined) {
+      throw new ConfigError(name, `expected a duration such as 500ms, 30s, 5m or 7d, got '${raw}'`);
+    }
+    if (value < minMs || value > maxMs) {
+      throw new ConfigError(name, `expected a duration from ${minMs}ms to ${maxMs}ms, got '${raw}'`);
+    }
+    return value;
+  };
+}
+
+function boolean(raw: string, name: string): boolean {
+  const value = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+  if (['0', 'false', 'no', 'off'].includes(value)) return false;
+  throw new ConfigError(name, `expected true or false, got '${raw}'`);
+}
+
+function url(protocols: readonly string[]) {
+  return (raw: string, name: string): string => {
+    let parsed: URL;
+    try {
+      parsed = new URL(raw);
+    } catch {
+      throw new ConfigError(name, `expected a URL (${protocols.join(', ')}), got '${redactUrl(raw)}'`);
+    }
+    if (!protocols.includes(parsed.protocol)) {
+      throw new ConfigError(name, `expected a ${protocols.join(' or ')} URL, got '${redactUrl(raw)}'`);
+    }
+    return raw;
+  };
+}
+
+function oneOf<const T extends string>(values: readonly T[]) {
+  return (raw: string, name: string): T => {
+    const value = raw.trim().toLowerCase();
+    const found = values.find((candidate) => candidate === value);
+    if (!found) throw new ConfigError(name, `expected one of ${values.join(', ')}, got '${raw}'`);
+    return found;
+  };
+}
+
+function identifier(raw: string, name: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(raw)) {
+    throw new ConfigError(
+      name,
+      `expected a lower-case SQL identifier (letters, digits, underscores; at most 63), got '${raw}'`,
+    );
+  }
+  return raw;
+}
+
+/** Replaces the password of a URL with `***`, for messages and logs. */
+export function redactUrl(raw: string): string {
+  try {
+    const parsed = new URL(raw);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return raw.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+  }
+}
+
+/** The table of settings; order is the order of the help text and the docs. */
+export const SETTINGS = {
+  databaseUrl: setting({
+    env: 'DATABASE_URL',
+    flag: 'database-url',
+    scope: 'database',
+    default: 'postgres://postgres@localhost:5432/postgres',
+    description: 'PostgreSQL connection URL (names the user: USER may be unset)',
+    parse: url(['postgres:', 'postgresql:']),
+  }),
+  schema: setting({
+    env: 'OUTBOX_SCHEMA',
+    flag: 'schema',
+    scope: 'database',
+    default: 'outbox',
+    description: 'PostgreSQL schema that holds the outbox table and the migration bookkeeping',
+    parse: identifier,
+  }),
+  connectTimeoutMs: setting({
+    env: 'OUTBOX_CONNECT_TIMEOUT',
+    flag: 'connect-timeout',
+    scope: 'database',
+    default: '10s',
+    description: 'How long start-up waits for PostgreSQL or RabbitMQ before giving up',
+    parse: duration(100, 25_000),
+  }),
+  logLevel: setting({
+    env: 'LOG_LEVEL',
+    flag: 'log-level',
+    scope: 'database',
+    default: 'info',
+    description: 'Lowest level logged: debug, info, warn or error',
+    parse: oneOf(['debug', 'info', 'warn', 'error'] as const),
+  }),
+  amqpUrl: setting({
+    env: 'AMQP_URL',
+    flag: 'amqp-url',
+    scope: 'relay',
+    default: 'amqp://guest:guest@localhost:5672',
+    description: 'RabbitMQ connection URL',
+    parse: url(['amqp:', 'amqps:']),
+  }),
+  batchSize: setting({
+    env: 'OUTBOX_BATCH_SIZE',
+    flag: 'batch-size',
+    scope: 'relay',
+    default: '500',
+    description: 'Most rows claimed by one claim statement',
+    parse: integer(1, 10_000),
+  }),
+  batchesInFlight: setting({
+    env: 'OUTBOX_BATCHES_IN_FLIGHT',
+    flag: 'batches-in-flight',
+    scope: 'relay',
+    default: '3',
+    description: 'Claimed batches one relay publishes at once (claiming overlaps publishing)',
+    parse: integer(1, 16),
+  }),
+  tenantsPerClaim: setting({
+    env: 'OUTBOX_TENANTS_PER_CLAIM',
+    flag: 'tenants-per-claim',
+    scope: 'relay',
+    default: '100',
+    description: 'Most tenants one claim visits, round-robin; each gets a share of the batch',
+    parse: integer(1, 10_000),
+  }),
+  channels: setting({
+    env: 'OUTBOX_CHANNELS',
+    flag: 'channels',
+    scope: 'relay',
+    default: '2',
+    description: 'Confirm channels on the one AMQP connection',
+    parse: integer(1, 32),
+  }),
+  maxInFlight: setting({
+    env: 'OUTBOX_MAX_IN_FLIGHT',
+    flag: 'max-in-flight',
+    scope: 'relay',
+    default: '500',
+    description: 'Unconfirmed messages allowed on the connection (the sliding confirm window)',
+    parse: integer(1, 100_000),
+  }),
+  pollIntervalMs: setting({
+    env: 'OUTBOX_POLL_INTERVAL',
+    flag: 'poll-interval',
+    scope: 'relay',
+    default: '1s',
+    description: 'Full poll of the outbox when no wake-up signal arrives (the fallback)',
+    parse: duration(10, 3_600_000),
+  }),
+  wakeIntervalMs: setting({
+    env: 'OUTBOX_WAKE_INTERVAL',
+    flag: 'wake-interval',
+    scope: 'relay',
+    default: '5ms',
+    description: "How often the id sequence's last_value is read to notice new rows; 0 turns it off",
+    parse: duration(0, 60_000),
+  }),
+  listen: setting({
+    env: 'OUTBOX_LISTEN',
+    flag: 'listen',
+    scope: 'relay',
+    default: 'true',
+    description: 'LISTEN for wake-up NOTIFYs from writers that opt in (enqueue { notify: true })',
+    parse: boolean,
+  }),
+  leaseMs: setting({
+    env: 'OUTBOX_LEASE',
+    flag: 'lease',
+    scope: 'relay',
+    default: '60s',
+    description: 'How long claimed rows stay reserved to one relay before others may take them',
+    parse: duration(1000, 86_400_000),
+  }),
+  retentionMs: setting({
+    env: 'OUTBOX_RETENTION',
+    flag: 'retention',
+    scope: 'relay',
+    default: '0',
+    description: 'Keep published rows this long (0: delete each row once the broker confirms it)',
+    parse: duration(0, 365 * 86_400_000),
+  }),
+  maxAttempts: setting({
+    env: 'OUTBOX_MAX_ATTEMPTS',
+    flag: 'max-attempts',
+    scope: 'relay',
+    default: '20',
+    description: 'Failed publishes (unroutable, nacked) before a row is marked dead',
+    parse: integer(1, 1000),
+  }),
+  heartbeatMs: setting({
+    env: 'AMQP_HEARTBEAT',
+    flag: 'heartbeat',
+    scope: 'relay',
+    default: '10s',
+    description: 'AMQP heartbeat; a silent broker is noticed after about two of them',
+    parse: duration(1000, 600_000),
+  }),
+  shutdownTimeoutMs: setting({
+    env: 'OUTBOX_SHUTDOWN_TIMEOUT',
+    flag: 'shutdown-timeout',
+    scope: 'relay',
+    default: '10s',
+    description: 'On SIGTERM, how long to wait for outstanding confirms before releasing leases',
+    parse: duration(0, 600_000),
+  }),
+} as const;
+
+/** Name of one setting in {@link SETTINGS}. */
+export type SettingKey = keyof typeof SETTINGS;
+
+/** The parsed, frozen configuration. */
+export type Config = {
+  readonly [K in SettingKey]: ReturnType<(typeof SETTINGS)[K]['parse']>;
+};
+
+/**
+ * Parses every setting from `env`, with `flags` (keyed by flag name, from the
+ * command line) taking precedence. Throws {@link ConfigError} naming the
+ * variable or flag at the first invalid value.
+ */
+export function loadConfig(
+  env: Readonly<Record<string, string | undefined>>,
+  flags: Readonly<Record<string, string | undefined>> = {},
+): Config {
+  const config: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(SETTINGS) as [SettingKey, SettingSpec<unknown>][]) {
+    const fromFlag = flags[spec.flag];
+    const fromEnv = env[spec.env];
+    if (fromFlag !== undefined) {
+      config[key] = spec.parse(fromFlag, `--${spec.flag}`);
+    } else if (fromEnv !== undefined && fromEnv !== '') {
+      config[key] = spec.parse(fromEnv, spec.env);
+    } else {
+      config[key] = spec.parse(spec.default, spec.env);
+    }
+  }
+  return Object.freeze(config) as Config;
+}
+
+/** Settings that apply to commands of the given scopes, in table order. */
+export function settingsFor(scopes: readonly SettingScope[]): [SettingKey, SettingSpec<unknown>][] {
+  return (Object.entries(SETTINGS) as [SettingKey, SettingSpec<unknown>][]).filter(([, spec]) =>
+    scopes.includes(spec.scope),
+  );
+}

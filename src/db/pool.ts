@@ -1,0 +1,44 @@
+/**
+ * PostgreSQL connection pools for the CLI and the relay, and the start-up
+ * check that turns "cannot connect" into one clear line.
+ */
+import pg from 'pg';
+import { redactUrl } from '../config.js';
+import { OutboxError, describeError } from '../errors.js';
+
+/** Options of {@link createPool}. */
+export interface PoolOptions {
+  url: string;
+  max: number;
+  connectTimeoutMs: number;
+  applicationName: string;
+  /** Called for errors on idle clients, which pg would otherwise throw as unhandled. */
+  onError: (error: Error) => void;
+}
+
+/** A pg Pool with an error listener attached, so a dropped idle connection never kills the process. */
+export function createPool(options: PoolOptions): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.max,
+    connectionTimeoutMillis: options.connectTimeoutMs,
+    idleTimeoutMillis: 30_000,
+    application_name: options.applicationName,
+    keepAlive: true,
+  });
+  pool.on('error', options.onError);
+  return pool;
+}
+
+/** Fails with DATABASE_UNAVAILABLE, naming the (redacted) URL and the reason, if PostgreSQL cannot be reached. */
+export async function checkDatabase(pool: pg.Pool, url: string): Promise<void> {
+  try {
+    await pool.query('select 1');
+  } catch (error) {
+    throw new OutboxError(
+      'DATABASE_UNAVAILABLE',
+      `cannot connect to PostgreSQL at ${redactUrl(url)}: ${describeError(error) || (error as { code?: string }).code || 'connection failed'}`,
+      { cause: error },
+    );
+  }
+}

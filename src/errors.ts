@@ -1,0 +1,77 @@
+/**
+ * The typed errors outbox-relay throws. Each has a literal `code` that callers
+ * can switch on, and wraps its underlying failure as `cause`.
+ */
+
+/** Every code an {@link OutboxError} can carry. */
+export type OutboxErrorCode =
+  | 'INVALID_MESSAGE'
+  | 'INVALID_CONFIG'
+  | 'DATABASE_UNAVAILABLE'
+  | 'BROKER_UNAVAILABLE'
+  | 'PUBLISH_FAILED'
+  | 'MIGRATION_FAILED';
+
+/** Base class of all errors raised by outbox-relay. */
+export class OutboxError extends Error {
+  readonly code: OutboxErrorCode;
+
+  constructor(code: OutboxErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A message handed to `enqueue` was rejected before anything was written. */
+export class InvalidMessageError extends OutboxError {
+  declare readonly code: 'INVALID_MESSAGE';
+  /** The offending field, e.g. `tenantId` or `headers.x-count`. */
+  readonly field: string;
+  /** Position of the message in the array passed to `enqueue` (0 for a single message). */
+  readonly index: number;
+
+  constructor(field: string, index: number, reason: string) {
+    super('INVALID_MESSAGE', `invalid outbox message #${index}: ${field} ${reason}`);
+    this.field = field;
+    this.index = index;
+  }
+}
+
+/** A setting from the environment or the command line is invalid. */
+export class ConfigError extends OutboxError {
+  declare readonly code: 'INVALID_CONFIG';
+  /** The environment variable or flag that holds the bad value. */
+  readonly variable: string;
+
+  constructor(variable: string, reason: string) {
+    super('INVALID_CONFIG', `invalid ${variable}: ${reason}`);
+    this.variable = variable;
+  }
+}
+
+/** Why one message could not be published. */
+export type PublishFailureKind = 'unroutable' | 'nacked' | 'channel-closed' | 'connection-lost' | 'rejected';
+
+/**
+ * One message could not be published. `countsAsAttempt` is false for
+ * collateral failures (a channel or connection closed under a message that was
+ * itself fine): those are retried at once without using up an attempt.
+ */
+export class PublishError extends OutboxError {
+  declare readonly code: 'PUBLISH_FAILED';
+  readonly kind: PublishFailureKind;
+  readonly countsAsAttempt: boolean;
+
+  constructor(kind: PublishFailureKind, message: string, options?: { cause?: unknown; countsAsAttempt?: boolean }) {
+    super('PUBLISH_FAILED', message, options);
+    this.kind = kind;
+    this.countsAsAttempt = options?.countsAsAttempt ?? true;
+  }
+}
+
+/** The message of an unknown thrown value, for logs and `last_error`. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

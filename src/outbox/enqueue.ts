@@ -1,0 +1,83 @@
+/**
+ * The application's side of the outbox: `enqueue` inserts messages in the
+ * caller's own transaction. It never opens a transaction or a connection of
+ * its own and never touches the broker, so broker trouble cannot reach the
+ * write path. By default it sends no NOTIFY either (a NOTIFY takes a
+ * database-wide lock at commit); the relay notices new rows on its own.
+ */
+import { InvalidMessageError } from '../errors.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES, type EncodedMessage, encodeMessage, type OutboxMessage } from './message.js';
+import { type InsertedMessage, insertMessages, type OutboxStatements, outboxStatements } from './queries.js';
+import { isSqlExecutorLike, toSqlExecutor } from './sql-executor.js';
+
+/** Options of {@link enqueue}. */
+export interface EnqueueOptions {
+  /** Schema of the outbox table (default `outbox`; match the relay's OUTBOX_SCHEMA). */
+  schema?: string;
+  /** Largest payload accepted, in bytes (default 1 MiB). */
+  maxPayloadBytes?: number;
+  /**
+   * Also send a NOTIFY so relays wake at once. Off by default: NOTIFY
+   * serialises every notifying commit database-wide; use it only at low write
+   * concurrency.
+   */
+  notify?: boolean;
+}
+
+/** Most messages one `enqueue` call accepts (one INSERT statement). */
+export const MAX_MESSAGES_PER_CALL = 10_000;
+
+const statementsBySchema = new Map<string, OutboxStatements>();
+
+function statementsFor(schema: string): OutboxStatements {
+  let statements = statementsBySchema.get(schema);
+  if (!statements) {
+    statements = outboxStatements(schema);
+    statementsBySchema.set(schema, statements);
+  }
+  return statements;
+}
+
+function validateOptions(options: EnqueueOptions): { schema: string; maxPayloadBytes: number; notify: boolean } {
+  const schema = options.schema ?? 'outbox';
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new InvalidMessageError('options.schema', 0, `must be a lower-case SQL identifier, got '${schema}'`);
+  }
+  const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+  if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 1) {
+    throw new InvalidMessageError('options.maxPayloadBytes', 0, 'must be a positive integer');
+  }
+  return { schema, maxPayloadBytes, notify: options.notify === true };
+}
+
+/**
+ * Inserts one message or many (in one INSERT) into the outbox, inside the
+ * caller's transaction. `executor` is a Kysely instance or transaction, or a
+ * pg Client/PoolClient — recognised by shape, so the application's own copy
+ * of pg or kysely works.
+ *
+ * Every message is validated before anything is sent to the database: an
+ * invalid one throws {@link InvalidMessageError} (code `INVALID_MESSAGE`, with
+ * the field's name and the message's index) and the transaction stays usable.
+ *
+ * Returns each row's id and message id, in input order.
+ */
+export async function enqueue(
+  executor: unknown,
+  messages: OutboxMessage | readonly OutboxMessage[],
+  options: EnqueueOptions = {},
+): Promise<InsertedMessage[]> {
+  if (!isSqlExecutorLike(executor)) {
+    throw new TypeError(
+      'enqueue: expected a Kysely instance or transaction, or a pg Client/PoolClient (an object with a query method)',
+    );
+  }
+  const { schema, maxPayloadBytes, notify } = validateOptions(options);
+  const list: readonly unknown[] = Array.isArray(messages) ? messages : [messages];
+  if (list.length > MAX_MESSAGES_PER_CALL) {
+    throw new InvalidMessageError('messages', 0, `holds ${list.length} messages, over ${MAX_MESSAGES_PER_CALL} per call`);
+  }
+  if (list.length === 0) return [];
+  const rows: EncodedMessage[] = list.map((message, index) => encodeMessage(message, index, { maxPayloadBytes }));
+  return insertMessages(toSqlExecutor(executor), statementsFor(schema), rows, { notify });
+}

@@ -1,0 +1,345 @@
+/**
+ * All SQL that touches the outbox table, and nothing else. Each function takes
+ * the executor (or pool) first, then the schema's statements.
+ *
+ * The row's life — see docs/architecture.md for the diagram:
+ *
+ *   pending ──claim──▶ claimed (lease: claimed_by, claimed_until)
+ *      ▲                 │  broker ack ──▶ published (deleted, or kept for retention)
+ *      │                 │  nack/return ─▶ pending again at available_at (attempts + 1)
+ *      │                 │               └▶ dead after max attempts
+ *      └──lease expiry───┘  (relay died) / released on shutdown
+ *
+ * A paused tenant's rows stay pending: the claim skips the tenant in SQL.
+ *
+ * Invariants the claim keeps:
+ * - Claims are serialised by a transaction-scoped advisory lock per schema, and
+ *   the claim statement runs after the lock is taken, so its snapshot sees
+ *   every earlier claim's leases.
+ * - Within one tenant, a row is claimed only when every earlier pending row of
+ *   its ordering key is free (unleased, available) or leased by this relay: a
+ *   key is never published by two relays at once, and never out of id order
+ *   while nothing fails.
+ */
+import type pg from 'pg';
+import type { EncodedMessage } from './message.js';
+import type { SqlExecutor } from './sql-executor.js';
+
+/** Statement texts for one outbox schema, built once. */
+export interface OutboxStatements {
+  readonly schema: string;
+  readonly notifyChannel: string;
+  readonly claimLockKey: string;
+  readonly insert: string;
+  readonly insertAndNotify: string;
+  readonly claim: string;
+  readonly deletePublished: string;
+  readonly markPublished: string;
+  readonly release: string;
+  readonly recordFailures: string;
+  readonly deleteExpired: string;
+  readonly readSequence: string;
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** Builds the statements for the outbox in `schema` (a validated identifier). */
+export function outboxStatements(schema: string): OutboxStatements {
+  const t = `${quoteIdent(schema)}.messages`;
+  const insertColumns =
+    'message_id, tenant_id, ordering_key, exchange, routing_key, message_type, payload, content_type, headers';
+  const unnest =
+    'select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::text[], $9::jsonb[])';
+  const pendingM = 'm.published_at is null and m.dead_at is null';
+  return {
+    schema,
+    notifyChannel: `outbox_relay_${schema}`,
+    claimLockKey: `outbox-relay:claim:${schema}`,
+    insert: `insert into ${t} (${insertColumns}) ${unnest} returning id::text as id, message_id::text as message_id`,
+    insertAndNotify: `with inserted as (insert into ${t} (${insertColumns}) ${unnest} returning id, message_id),
+      notified as (select pg_notify($10, ''))
+      select inserted.id::text as id, inserted.message_id::text as message_id from inserted cross join notified`,
+    // $1 relay id, $2 round-robin cursor (last tenant served), $3 most tenants to visit,
+    // $4 fewest rows to read per tenant, $5 batch size, $6 lease seconds, $7 paused tenants.
+    claim: `with recursive visit (tenant_id, wrapped, n) as (
+        select s.tenant_id, s.wrapped, 1
+        from (
+          (select m.tenant_id, false as wrapped from ${t} m
+            where ${pendingM} and m.tenant_id > $2 order by m.tenant_id limit 1)
+          union all
+          (select m.tenant_id, true from ${t} m where ${pendingM} order by m.tenant_id limit 1)
+          limit 1
+        ) s
+      union all
+        select nx.tenant_id, nx.wrapped, v.n + 1
+        from visit v
+        cross join lateral (
+          (select m.tenant_id, v.wrapped from ${t} m
+            where ${pendingM} and m.tenant_id > v.tenant_id order by m.tenant_id limit 1)
+          union all
+          (select m.tenant_id, true from ${t} m
+            where not v.wrapped and ${pendingM} order by m.tenant_id limit 1)
+          limit 1
+        ) nx
+        where v.n < $3 and not (nx.wrapped and nx.tenant_id > $2)
+      ),
+      open_tenants as (
+        select tenant_id, n from visit where tenant_id <> all ($7::text[])
+      ),
+      candidates as (
+        select t.n, c.*
+        from open_tenants t
+        cross join lateral (
+          select m.id, m.tenant_id, coalesce(m.ordering_key, m.tenant_id) as ordering_scope,
+            (m.claimed_until is null or m.claimed_until < now()) and m.available_at <= now() as free
+          from ${t} m
+          where m.tenant_id = t.tenant_id and ${pendingM}
+            and not (m.claimed_by is not distinct from $1 and m.claimed_until >= now())
+          order by m.id
+          limit (select greatest($4::int, ceil($5::numeric / greatest(count(*), 1)))::int from open_tenants)
+        ) c
+      ),
+      ranked as (
+        select id, n,
+          bool_and(free) over (partition by tenant_id, ordering_scope order by id) as claimable,
+          row_number() over (partition by tenant_id order by id) as position
+        from candidates
+      ),
+      picked as (
+        select id, n from ranked where claimable order by position, n limit $5
+      )
+      update ${t} m
+      set claimed_by = $1, claimed_until = now() + make_interval(secs => $6)
+      from picked p
+      where m.id = p.id and ${pendingM}
+        and (m.claimed_until is null or m.claimed_until < now())
+      returning m.id::text as id, m.message_id::text as message_id, m.tenant_id, m.ordering_key,
+        m.exchange, m.routing_key, m.message_type, m.payload, m.content_type, m.headers,
+        m.created_at, m.attempts, p.n as visit`,
+    deletePublished: `delete from ${t} where id = any ($1::bigint[])`,
+    markPublished: `update ${t} set published_at = now(), claimed_by = null, claimed_until = null
+      where id = any ($1::bigint[])`,
+    release: `update ${t} set claimed_by = null, claimed_until = null
+      where id = any ($1::bigint[]) and claimed_by = $2`,
+    // $1 ids, $2 errors, $3 whether each failure counts as an attempt, $4 max attempts, $5 relay id.
+    recordFailures: `update ${t} m set
+        attempts = m.attempts + (case when f.counts then 1 else 0 end),
+        last_error = f.error,
+        available_at = case when f.counts
+          then now() + least(interval '1 hour', interval '1 second' * power(2, least(m.attempts, 12)))
+          else m.available_at end,
+        dead_at = case when f.counts and m.attempts + 1 >= $4 then now() end,
+        claimed_by = null, claimed_until = null
+      from unnest($1::bigint[], $2::text[], $3::bool[]) as f (id, error, counts)
+      where m.id = f.id and m.claimed_by = $5
+      returning m.id::text as id, m.dead_at is not null as dead`,
+    deleteExpired: `delete from ${t} where id in (
+        select id from ${t} where published_at < now() - $1 * interval '1 millisecond'
+        order by published_at limit $2)`,
+    readSequence: `select last_value::text as last_value, is_called from ${quoteIdent(schema)}.messages_id_seq`,
+  };
+}
+
+/** What `insertMessages` returns per row, in input order. */
+export interface InsertedMessage {
+  /** The row's id (a bigint, as a decimal string). */
+  id: string;
+  messageId: string;
+}
+
+/** Inserts rows in one statement; optionally sends a wake-up NOTIFY in the same statement. */
+export async function insertMessages(
+  db: SqlExecutor,
+  statements: OutboxStatements,
+  rows: readonly EncodedMessage[],
+  options: { notify: boolean },
+): Promise<InsertedMessage[]> {
+  const values: unknown[] = [
+    rows.map((r) => r.messageId),
+    rows.map((r) => r.tenantId),
+    rows.map((r) => r.orderingKey),
+    rows.map((r) => r.exchange),
+    rows.map((r) => r.routingKey),
+    rows.map((r) => r.messageType),
+    rows.map((r) => r.payload),
+    rows.map((r) => r.contentType),
+    rows.map((r) => r.headers),
+  ];
+  const text = options.notify ? statements.insertAndNotify : statements.insert;
+  if (options.notify) values.push(statements.notifyChannel);
+  const inserted = await db.run<{ id: string; message_id: string }>(
+    text,
+    values,
+    `outbox_insert_${options.notify ? 'notify_' : ''}${statements.schema}`,
+  );
+  // Map back by message id so the result follows the input order whatever
+  // order RETURNING used; a message id given twice maps in id order.
+  const byMessageId = new Map<string, string[]>();
+  for (const row of [...inserted].sort((a, b) => compareIds(a.id, b.id))) {
+    const ids = byMessageId.get(row.message_id) ?? [];
+    ids.push(row.id);
+    byMessageId.set(row.message_id, ids);
+  }
+  return rows.map((r) => ({ id: byMessageId.get(r.messageId)?.shift() ?? '', messageId: r.messageId }));
+}
+
+/** Orders decimal bigint strings numerically. */
+export function compareIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/** A row as the claim returns it. */
+export interface ClaimedRow {
+  id: string;
+  message_id: string;
+  tenant_id: string;
+  ordering_key: string | null;
+  exchange: string;
+  routing_key: string;
+  message_type: string | null;
+  payload: Buffer;
+  content_type: string;
+  headers: Record<string, unknown>;
+  created_at: Date;
+  attempts: number;
+  /** Position of the row's tenant in this claim's round-robin visit. */
+  visit: number;
+}
+
+/** Parameters of one claim. */
+export interface ClaimParams {
+  relayId: string;
+  /** Last tenant served by the previous claim; '' starts from the first tenant. */
+  cursor: string;
+  maxTenants: number;
+  minRowsPerTenant: number;
+  batchSize: number;
+  leaseMs: number;
+  pausedTenants: readonly string[];
+}
+
+/**
+ * Leases up to `batchSize` rows, interleaving tenants round-robin. Runs under
+ * the schema's claim lock in a short transaction of its own; no lock or
+ * transaction outlives this call. Rows come back in id order.
+ */
+export async function claimBatch(pool: pg.Pool, statements: OutboxStatements, params: ClaimParams): Promise<ClaimedRow[]> {
+  const client = await pool.connect();
+  let broken: unknown;
+  try {
+    await client.query('begin');
+    try {
+      await client.query({
+        name: `outbox_claim_lock_${statements.schema}`,
+        text: 'select pg_advisory_xact_lock(hashtextextended($1, 0))',
+        values: [statements.claimLockKey],
+      });
+      const result = await client.query<ClaimedRow>({
+        name: `outbox_claim_${statements.schema}`,
+        text: statements.claim,
+        values: [
+          params.relayId,
+          params.cursor,
+          params.maxTenants,
+          params.minRowsPerTenant,
+          params.batchSize,
+          params.leaseMs / 1000,
+          params.pausedTenants,
+        ],
+      });
+      await client.query('commit');
+      return result.rows.sort((a, b) => compareIds(a.id, b.id));
+    } catch (error) {
+      await client.query('rollback').catch(() => undefined);
+      throw error;
+    }
+  } catch (error) {
+    broken = error;
+    throw error;
+  } finally {
+    // A connection that failed mid-transaction is discarded, not reused.
+    client.release(broken instanceof Error ? broken : undefined);
+  }
+}
+
+/** Removes rows the broker confirmed (retention 0). */
+export async function deletePublished(db: SqlExecutor, statements: OutboxStatements, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db.run(statements.deletePublished, [ids], `outbox_delete_published_${statements.schema}`);
+}
+
+/** Marks rows the broker confirmed as published, to be deleted after the retention period. */
+export async function markPublished(db: SqlExecutor, statements: OutboxStatements, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db.run(statements.markPublished, [ids], `outbox_mark_published_${statements.schema}`);
+}
+
+/** Gives back leases this relay holds without counting an attempt (shutdown, paused tenant). */
+export async function releaseClaims(
+  db: SqlExecutor,
+  statements: OutboxStatements,
+  relayId: string,
+  ids: readonly string[],
+): Promise<void> {
+  if (ids.length === 0) return;
+  await db.run(statements.release, [ids, relayId], `outbox_release_${statements.schema}`);
+}
+
+/** One failed publish to record. */
+export interface PublishFailure {
+  id: string;
+  error: string;
+  countsAsAttempt: boolean;
+}
+
+/**
+ * Records failed publishes: counted failures back off exponentially (1 s,
+ * 2 s, 4 s … capped at 1 h) and go dead after `maxAttempts`; uncounted ones are
+ * simply released. Returns the ids that went dead.
+ */
+export async function recordFailures(
+  db: SqlExecutor,
+  statements: OutboxStatements,
+  relayId: string,
+  failures: readonly PublishFailure[],
+  maxAttempts: number,
+): Promise<string[]> {
+  if (failures.length === 0) return [];
+  const rows = await db.run<{ id: string; dead: boolean }>(
+    statements.recordFailures,
+    [failures.map((f) => f.id), failures.map((f) => f.error.slice(0, 2000)), failures.map((f) => f.countsAsAttempt), maxAttempts, relayId],
+    `outbox_record_failures_${statements.schema}`,
+  );
+  return rows.filter((r) => r.dead).map((r) => r.id);
+}
+
+/** Deletes up to `limit` published rows older than the retention period; returns how many. */
+export async function deleteExpired(
+  pool: pg.Pool,
+  statements: OutboxStatements,
+  retentionMs: number,
+  limit: number,
+): Promise<number> {
+  const result = await pool.query({
+    name: `outbox_delete_expired_${statements.schema}`,
+    text: statements.deleteExpired,
+    values: [retentionMs, limit],
+  });
+  return result.rowCount ?? 0;
+}
+
+/**
+ * Reads the id sequence's high-water mark. This takes no lock that writers
+ * wait on; it changes when a row is inserted (before its commit), so it is a
+ * hint that new rows may be coming, never proof that they are visible.
+ */
+export async function readSequence(pool: pg.Pool, statements: OutboxStatements): Promise<string> {
+  const result = await pool.query<{ last_value: string; is_called: boolean }>({
+    name: `outbox_read_sequence_${statements.schema}`,
+    text: statements.readSequence,
+  });
+  const row = result.rows[0];
+  return row ? `${row.last_value}:${row.is_called}` : '';
+}

@@ -1,0 +1,312 @@
+/**
+ * The relay: claims committed outbox rows, publishes them, and records each
+ * as published only after the broker confirms it.
+ *
+ * One pass (`runOnce`) is claim → gate check → publish → settle. The loop
+ * (`start`) overlaps passes: while one batch waits for confirms, the next is
+ * claimed, up to `batchesInFlight` batches. Claims happen one at a time and a
+ * batch's messages are handed to the publisher before the next claim, so rows
+ * of one ordering key reach the broker in id order.
+ *
+ * No transaction or row lock is held while waiting on the broker: the claim is
+ * a short statement that leases rows, and settling is another.
+ */
+import pLimit from 'p-limit';
+import type pg from 'pg';
+import { describeError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import {
+  type ClaimedRow,
+  claimBatch,
+  deletePublished,
+  markPublished,
+  type OutboxStatements,
+  type PublishFailure,
+  recordFailures,
+  releaseClaims,
+} from '../outbox/queries.js';
+import { type SqlExecutor, toSqlExecutor } from '../outbox/sql-executor.js';
+import type { OutgoingMessage, Publisher } from './publisher.js';
+import type { TenantGate } from './tenant-gate.js';
+import { WakeSignal } from './wake-signal.js';
+
+/** Tuning of one relay; see docs/configuration.md. */
+export interface RelayOptions {
+  /** Unique per process; leases carry it. */
+  relayId: string;
+  batchSize: number;
+  batchesInFlight: number;
+  tenantsPerClaim: number;
+  leaseMs: number;
+  retentionMs: number;
+  maxAttempts: number;
+  pollIntervalMs: number;
+  shutdownTimeoutMs: number;
+}
+
+/** What the relay works with: the database, a publisher, a tenant gate. */
+export interface RelayDeps {
+  pool: pg.Pool;
+  statements: OutboxStatements;
+  publisher: Publisher;
+  gate: TenantGate;
+  logger: Logger;
+  /** Rung by the sequence watcher, NOTIFY and flag changes. */
+  wake?: WakeSignal;
+}
+
+/** What one pass (or several) did. */
+export interface PassResult {
+  claimed: number;
+  published: number;
+  /** Claimed rows released unpublished because their tenant is paused. */
+  held: number;
+  failed: number;
+  dead: number;
+}
+
+const EMPTY: PassResult = { claimed: 0, published: 0, held: 0, failed: 0, dead: 0 };
+
+/** Rows read per tenant at least, even when many tenants share a claim. */
+const MIN_ROWS_PER_TENANT = 10;
+
+function addResults(a: PassResult, b: PassResult): PassResult {
+  return {
+    claimed: a.claimed + b.claimed,
+    published: a.published + b.published,
+    held: a.held + b.held,
+    failed: a.failed + b.failed,
+    dead: a.dead + b.dead,
+  };
+}
+
+function toOutgoing(row: ClaimedRow): OutgoingMessage {
+  return {
+    id: row.id,
+    messageId: row.message_id,
+    tenantId: row.tenant_id,
+    orderingScope: row.ordering_key ?? row.tenant_id,
+    exchange: row.exchange,
+    routingKey: row.routing_key,
+    content: row.payload,
+    contentType: row.content_type,
+    type: row.message_type ?? undefined,
+    timestamp: Math.floor(row.created_at.getTime() / 1000),
+    headers: { ...row.headers, 'x-tenant-id': row.tenant_id },
+  };
+}
+
+/** Publishes the outbox to the broker; see the module comment. */
+export class Relay {
+  readonly wake: WakeSignal;
+  private readonly db: SqlExecutor;
+  private cursor = '';
+  private stopping = false;
+  private loopDone: Promise<void> | undefined;
+  private readonly leased = new Set<string>();
+  private readonly batches = new Set<Promise<unknown>>();
+  private totals: PassResult = { ...EMPTY };
+
+  constructor(
+    private readonly options: RelayOptions,
+    private readonly deps: RelayDeps,
+  ) {
+    this.wake = deps.wake ?? new WakeSignal();
+    this.db = toSqlExecutor(deps.pool);
+  }
+
+  /** Totals since the relay was created. */
+  stats(): PassResult {
+    return { ...this.totals };
+  }
+
+  /** One pass: claim a batch, publish it, settle it. Returns what it did. */
+  async runOnce(): Promise<PassResult> {
+    const rows = await this.claim();
+    if (rows.length === 0) return { ...EMPTY };
+    return this.publishAndSettle(rows);
+  }
+
+  /** Runs passes until a claim comes back empty (`outbox-relay run --once`). */
+  async drain(): Promise<PassResult> {
+    let total: PassResult = { ...EMPTY };
+    for (;;) {
+      const result = await this.runOnce();
+      total = addResults(total, result);
+      if (result.claimed === 0 || result.claimed === result.held) return total;
+    }
+  }
+
+  /** Starts the loop in the background; `stop()` ends it. */
+  start(): void {
+    if (this.loopDone) return;
+    this.stopping = false;
+    this.loopDone = this.loop();
+  }
+
+  /**
+   * Stops claiming, waits up to the shutdown timeout for batches in flight,
+   * then gives back every lease still held. Does not close the publisher or the pool.
+   */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake.ring();
+    await this.loopDone;
+    this.loopDone = undefined;
+    const pending = Promise.allSettled([...this.batches]);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      pending.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), this.options.shutdownTimeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.deps.logger.warn('shutdown timeout: releasing leases of unconfirmed messages', {
+        unconfirmed: this.leased.size,
+      });
+    }
+    await this.releaseAll();
+  }
+
+  /** Gives back every lease this relay still holds. */
+  async releaseAll(): Promise<void> {
+    const ids = [...this.leased];
+    if (ids.length === 0) return;
+    try {
+      await releaseClaims(this.db, this.deps.statements, this.options.relayId, ids);
+      for (const id of ids) this.leased.delete(id);
+      this.deps.logger.info('released leases', { count: ids.length });
+    } catch (error) {
+      this.deps.logger.error('cannot release leases; they expire on their own', { error, count: ids.length });
+    }
+  }
+
+  private async loop(): Promise<void> {
+    const limit = pLimit(this.options.batchesInFlight);
+    let failures = 0;
+    while (!this.stopping) {
+      if (limit.activeCount + limit.pendingCount >= this.options.batchesInFlight) {
+        await Promise.race(this.batches);
+        continue;
+      }
+      let rows: ClaimedRow[];
+      try {
+        rows = await this.claim();
+        failures = 0;
+      } catch (error) {
+        failures += 1;
+        const delay = Math.min(100 * 2 ** failures, 10_000);
+        this.deps.logger.error('claim failed; retrying', { error, retryInMs: delay });
+        await this.wake.wait(delay);
+        continue;
+      }
+      if (rows.length === 0) {
+        await this.wake.wait(this.options.pollIntervalMs);
+        continue;
+      }
+      const batch = limit(() => this.publishAndSettle(rows)).catch((error: unknown) => {
+        this.deps.logger.error('batch failed', { error });
+      });
+      this.batches.add(batch);
+      void batch.finally(() => this.batches.delete(batch));
+      if (!this.deps.publisher.isReady()) {
+        // The broker is away: keep at most this batch in flight and back off.
+        await batch;
+        await this.wake.wait(Math.min(250 * 2 ** Math.min(failures++, 7), 30_000));
+      } else if (rows.length < this.options.batchSize) {
+        // Caught up: sleep until a hint arrives (or the full poll).
+        await this.wake.wait(this.options.pollIntervalMs);
+      }
+    }
+  }
+
+  private async claim(): Promise<ClaimedRow[]> {
+    const rows = await claimBatch(this.deps.pool, this.deps.statements, {
+      relayId: this.options.relayId,
+      cursor: this.cursor,
+      maxTenants: this.options.tenantsPerClaim,
+      minRowsPerTenant: MIN_ROWS_PER_TENANT,
+      batchSize: this.options.batchSize,
+      leaseMs: this.options.leaseMs,
+      pausedTenants: this.deps.gate.pausedTenants(),
+    });
+    let last: ClaimedRow | undefined;
+    for (const row of rows) {
+      this.leased.add(row.id);
+      if (!last || row.visit > last.visit) last = row;
+    }
+    // Next claim starts after the last tenant served: tenants take turns.
+    this.cursor = last ? last.tenant_id : '';
+    return rows;
+  }
+
+  private async publishAndSettle(rows: readonly ClaimedRow[]): Promise<PassResult> {
+    // Check the gate again right before publishing: a flip takes effect within one batch.
+    const held = rows.filter((row) => this.deps.gate.isPaused(row.tenant_id));
+    const toPublish = held.length === 0 ? rows : rows.filter((row) => !this.deps.gate.isPaused(row.tenant_id));
+    const results = await this.deps.publisher.publish(toPublish.map(toOutgoing));
+
+    const published: string[] = [];
+    const failures: PublishFailure[] = [];
+    results.forEach((result, i) => {
+      const row = toPublish[i] as ClaimedRow;
+      if (result.ok) {
+        published.push(row.id);
+      } else {
+        failures.push({ id: row.id, error: result.error.message, countsAsAttempt: result.error.countsAsAttempt });
+      }
+    });
+    const dead = await this.settle(
+      published,
+      failures,
+      held.map((row) => row.id),
+    );
+    for (const row of rows) this.leased.delete(row.id);
+    const counted = failures.filter((f) => f.countsAsAttempt);
+    if (counted.length > 0) {
+      this.deps.logger.warn('messages failed to publish; will retry with backoff', {
+        count: counted.length,
+        dead: dead.length,
+        firstError: counted[0]?.error,
+      });
+    }
+    const result: PassResult = {
+      claimed: rows.length,
+      published: published.length,
+      held: held.length,
+      failed: failures.length,
+      dead: dead.length,
+    };
+    this.totals = addResults(this.totals, result);
+    return result;
+  }
+
+  /**
+   * Records the outcome of a batch. Retried a few times: if it never lands,
+   * the leases expire and the rows are published again (at-least-once).
+   */
+  private async settle(published: string[], failures: PublishFailure[], held: string[]): Promise<string[]> {
+    const { statements } = this.deps;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (this.options.retentionMs > 0) await markPublished(this.db, statements, published);
+        else await deletePublished(this.db, statements, published);
+        published = [];
+        await releaseClaims(this.db, statements, this.options.relayId, held);
+        held = [];
+        return await recordFailures(this.db, statements, this.options.relayId, failures, this.options.maxAttempts);
+      } catch (error) {
+        if (attempt >= 5) {
+          this.deps.logger.error('cannot record publish results; rows will be published again after their lease', {
+            error: describeError(error),
+          });
+          throw error;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+      }
+    }
+  }
+}
+

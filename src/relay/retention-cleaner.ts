@@ -1,0 +1,55 @@
+/**
+ * When published rows are kept for a retention period, deletes the expired
+ * ones in small batches, so clean-up never holds long locks or bloats WAL in
+ * one burst.
+ */
+import type pg from 'pg';
+import type { Logger } from '../log/logger.js';
+import { deleteExpired, type OutboxStatements } from '../outbox/queries.js';
+
+const BATCH = 1000;
+
+/** Periodically deletes published rows older than the retention period. */
+export class RetentionCleaner {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<number> | undefined;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly statements: OutboxStatements,
+    private readonly retentionMs: number,
+    private readonly intervalMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Starts the periodic clean-up; does nothing when retention is 0 (rows are deleted on publish). */
+  start(): void {
+    if (this.retentionMs <= 0 || this.timer) return;
+    this.timer = setInterval(() => {
+      if (!this.running) this.running = this.runOnce().finally(() => (this.running = undefined));
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Deletes expired rows in batches until none are left; returns how many. */
+  async runOnce(): Promise<number> {
+    let total = 0;
+    try {
+      for (;;) {
+        const deleted = await deleteExpired(this.pool, this.statements, this.retentionMs, BATCH);
+        total += deleted;
+        if (deleted < BATCH) break;
+      }
+      if (total > 0) this.logger.debug('deleted expired published rows', { count: total });
+    } catch (error) {
+      this.logger.warn('retention clean-up failed; will try again', { error });
+    }
+    return total;
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+}

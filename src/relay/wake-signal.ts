@@ -1,0 +1,42 @@
+/**
+ * A latch the relay sleeps on between passes. Anything may ring it (the
+ * sequence watcher, a NOTIFY, a flag change); a ring while nobody waits is
+ * remembered, so a hint is never lost between a pass and the next wait. A
+ * ring is only a hint: the claim decides what there is to do.
+ */
+
+/** Wakes the relay early; a ring before a wait makes that wait return at once. */
+export class WakeSignal {
+  private rung = false;
+  private waiters = new Set<() => void>();
+
+  /** Wakes every waiter, or the next one if none waits. */
+  ring(): void {
+    if (this.waiters.size === 0) {
+      this.rung = true;
+      return;
+    }
+    const waiters = [...this.waiters];
+    this.waiters.clear();
+    for (const wake of waiters) wake();
+  }
+
+  /** Resolves `true` when rung, `false` after `timeoutMs`. */
+  wait(timeoutMs: number): Promise<boolean> {
+    if (this.rung) {
+      this.rung = false;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(wake);
+        resolve(false);
+      }, timeoutMs);
+      this.waiters.add(wake);
+    });
+  }
+}

@@ -41,7 +41,13 @@ function integer(min: number, max: number) {
   };
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const DURATION_UNITS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
 
 /** Parses `250ms`, `30s`, `5m`, `2h`, `7d` or a bare number of milliseconds. */
 export function parseDuration(raw: string): number | undefined {
@@ -59,7 +65,10 @@ function duration(minMs: number, maxMs: number) {
       throw new ConfigError(name, `expected a duration such as 500ms, 30s, 5m or 7d, got '${raw}'`);
     }
     if (value < minMs || value > maxMs) {
-      throw new ConfigError(name, `expected a duration from ${minMs}ms to ${maxMs}ms, got '${raw}'`);
+      throw new ConfigError(
+        name,
+        `expected a duration from ${minMs}ms to ${maxMs}ms, got '${raw}'`,
+      );
     }
     return value;
   };
@@ -78,10 +87,16 @@ function url(protocols: readonly string[]) {
     try {
       parsed = new URL(raw);
     } catch {
-      throw new ConfigError(name, `expected a URL (${protocols.join(', ')}), got '${redactUrl(raw)}'`);
+      throw new ConfigError(
+        name,
+        `expected a URL (${protocols.join(', ')}), got '${redactUrl(raw)}'`,
+      );
     }
     if (!protocols.includes(parsed.protocol)) {
-      throw new ConfigError(name, `expected a ${protocols.join(' or ')} URL, got '${redactUrl(raw)}'`);
+      throw new ConfigError(
+        name,
+        `expected a ${protocols.join(' or ')} URL, got '${redactUrl(raw)}'`,
+      );
     }
     return raw;
   };
@@ -212,7 +227,8 @@ export const SETTINGS = {
     flag: 'wake-interval',
     scope: 'relay',
     default: '5ms',
-    description: "How often the id sequence's last_value is read to notice new rows; 0 turns it off",
+    description:
+      "How often the id sequence's last_value is read to notice new rows; 0 turns it off",
     parse: duration(0, 60_000),
   }),
   listen: setting({

@@ -51,7 +51,12 @@ export class ConfigError extends OutboxError {
 }
 
 /** Why one message could not be published. */
-export type PublishFailureKind = 'unroutable' | 'nacked' | 'channel-closed' | 'connection-lost' | 'rejected';
+export type PublishFailureKind =
+  | 'unroutable'
+  | 'nacked'
+  | 'channel-closed'
+  | 'connection-lost'
+  | 'rejected';
 
 /**
  * One message could not be published. `countsAsAttempt` is false for
@@ -63,7 +68,11 @@ export class PublishError extends OutboxError {
   readonly kind: PublishFailureKind;
   readonly countsAsAttempt: boolean;
 
-  constructor(kind: PublishFailureKind, message: string, options?: { cause?: unknown; countsAsAttempt?: boolean }) {
+  constructor(
+    kind: PublishFailureKind,
+    message: string,
+    options?: { cause?: unknown; countsAsAttempt?: boolean },
+  ) {
     super('PUBLISH_FAILED', message, options);
     this.kind = kind;
     this.countsAsAttempt = options?.countsAsAttempt ?? true;

@@ -12,13 +12,17 @@ export {
   PublishError,
   type PublishFailureKind,
 } from './errors.js';
+export { createJsonLogger, type Logger, silentLogger } from './log/logger.js';
 export { type EnqueueOptions, enqueue, MAX_MESSAGES_PER_CALL } from './outbox/enqueue.js';
-export { DEFAULT_MAX_PAYLOAD_BYTES, type HeaderValue, type OutboxMessage } from './outbox/message.js';
+export {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  type HeaderValue,
+  type OutboxMessage,
+} from './outbox/message.js';
 export { type InsertedMessage, outboxStatements } from './outbox/queries.js';
-export { type PassResult, Relay, type RelayDeps, type RelayOptions } from './relay/relay.js';
 export type { OutgoingMessage, Publisher, PublishResult } from './relay/publisher.js';
+export { type PassResult, Relay, type RelayDeps, type RelayOptions } from './relay/relay.js';
 export type { TenantGate } from './relay/tenant-gate.js';
 export { WakeSignal } from './relay/wake-signal.js';
 export { migrateDown, migrateUp, migrationStatus } from './schema/migrator.js';
 export { allowAllTenants } from './tenants/allow-all-gate.js';
-export { createJsonLogger, type Logger, silentLogger } from './log/logger.js';

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { redactUrl } from '../config.js';
-import { OutboxError, PublishError, describeError } from '../errors.js';
+import { describeError, OutboxError, PublishError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { OutgoingMessage, Publisher, PublishResult } from '../relay/publisher.js';
 import { ConfirmLane } from './confirm-lane.js';
@@ -92,13 +92,17 @@ export class AmqpPublisher implements Publisher {
 
   publish(messages: readonly OutgoingMessage[]): Promise<PublishResult[]> {
     if (this.closing) {
-      const error = new PublishError('connection-lost', 'publisher is closed', { countsAsAttempt: false });
+      const error = new PublishError('connection-lost', 'publisher is closed', {
+        countsAsAttempt: false,
+      });
       return Promise.resolve(messages.map(() => ({ ok: false, error })));
     }
     // Enqueue synchronously, in order: this is what keeps one key's order.
     return Promise.all(
       messages.map((m) => {
-        const lane = this.lanes[hash(`${m.tenantId}\u0000${m.orderingScope}`) % this.lanes.length] as ConfirmLane;
+        const lane = this.lanes[
+          hash(`${m.tenantId}\u0000${m.orderingScope}`) % this.lanes.length
+        ] as ConfirmLane;
         return lane.enqueue(m);
       }),
     );
@@ -110,7 +114,9 @@ export class AmqpPublisher implements Publisher {
     while (this.lanes.some((lane) => lane.size > 0) && Date.now() < deadline && this.connection) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    const error = new PublishError('connection-lost', 'publisher is closed', { countsAsAttempt: false });
+    const error = new PublishError('connection-lost', 'publisher is closed', {
+      countsAsAttempt: false,
+    });
     for (const lane of this.lanes) lane.failQueued(error);
     const connection = this.connection;
     this.connection = undefined;
@@ -127,7 +133,9 @@ export class AmqpPublisher implements Publisher {
     if (this.closing) return Promise.reject(new Error('publisher is closed'));
     if (!this.connecting) {
       if (Date.now() < this.nextConnectAt) {
-        return Promise.reject(new Error(`broker unreachable; next attempt in ${this.nextConnectAt - Date.now()}ms`));
+        return Promise.reject(
+          new Error(`broker unreachable; next attempt in ${this.nextConnectAt - Date.now()}ms`),
+        );
       }
       this.connecting = this.openConnection().finally(() => {
         this.connecting = undefined;
@@ -139,10 +147,13 @@ export class AmqpPublisher implements Publisher {
   private async openConnection(): Promise<ChannelModel> {
     const { logger } = this.options;
     try {
-      const connection = await amqp.connect(withHeartbeat(this.options.url, this.options.heartbeatMs), {
-        timeout: this.options.connectTimeoutMs,
-        clientProperties: { connection_name: this.options.connectionName },
-      });
+      const connection = await amqp.connect(
+        withHeartbeat(this.options.url, this.options.heartbeatMs),
+        {
+          timeout: this.options.connectTimeoutMs,
+          clientProperties: { connection_name: this.options.connectionName },
+        },
+      );
       connection.on('error', (error: Error) => logger.warn('broker connection error', { error }));
       connection.on('close', () => {
         if (this.connection === connection) this.connection = undefined;
@@ -166,7 +177,10 @@ export class AmqpPublisher implements Publisher {
       const delay = this.reconnectDelayMs * (0.5 + Math.random());
       this.nextConnectAt = Date.now() + delay;
       this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, 30_000);
-      logger.warn('cannot connect to broker', { error: describeError(error), retryInMs: Math.round(delay) });
+      logger.warn('cannot connect to broker', {
+        error: describeError(error),
+        retryInMs: Math.round(delay),
+      });
       throw error;
     }
   }

@@ -67,7 +67,11 @@ export class ConfirmLane {
       return;
     }
     const channel = this.channel;
-    while (this.queue.length > 0 && this.unconfirmed.length < this.window && !this.waitingForDrain) {
+    while (
+      this.queue.length > 0 &&
+      this.unconfirmed.length < this.window &&
+      !this.waitingForDrain
+    ) {
       const item = this.queue.shift() as Pending;
       const m = item.message;
       this.unconfirmed.push(item);
@@ -93,9 +97,13 @@ export class ConfirmLane {
         this.unconfirmed.splice(this.unconfirmed.indexOf(item), 1);
         this.settle(item, {
           ok: false,
-          error: new PublishError('rejected', `cannot publish message ${m.messageId}: ${describe(error)}`, {
-            cause: error,
-          }),
+          error: new PublishError(
+            'rejected',
+            `cannot publish message ${m.messageId}: ${describe(error)}`,
+            {
+              cause: error,
+            },
+          ),
         });
         continue;
       }
@@ -138,7 +146,9 @@ export class ConfirmLane {
 
   private returned(message: Message): void {
     const id = message.properties.messageId as string | undefined;
-    const item = this.unconfirmed.find((p) => p.message.messageId === id && p.returned === undefined);
+    const item = this.unconfirmed.find(
+      (p) => p.message.messageId === id && p.returned === undefined,
+    );
     // basic.return carries replyCode/replyText, which amqplib's MessageFields type omits.
     const fields = message.fields as unknown as { replyCode?: number; replyText?: string };
     if (item) item.returned = `${fields.replyCode ?? 312} ${fields.replyText ?? 'NO_ROUTE'}`;
@@ -168,7 +178,10 @@ export class ConfirmLane {
     if (this.channel === channel) this.channel = undefined;
     this.waitingForDrain = false;
     for (const item of this.unconfirmed.splice(0)) {
-      this.settle(item, this.failureOnClose(item, this.channelError ?? new Error('channel closed')));
+      this.settle(
+        item,
+        this.failureOnClose(item, this.channelError ?? new Error('channel closed')),
+      );
     }
     this.pump();
   }
@@ -198,9 +211,13 @@ export class ConfirmLane {
     if (channelError) {
       return {
         ok: false,
-        error: new PublishError('rejected', `cannot publish message ${m.messageId}: ${describe(channelError)}`, {
-          cause: channelError,
-        }),
+        error: new PublishError(
+          'rejected',
+          `cannot publish message ${m.messageId}: ${describe(channelError)}`,
+          {
+            cause: channelError,
+          },
+        ),
       };
     }
     const nacked = describe(error).includes('nack');

@@ -31,7 +31,9 @@ export function parseCommandArgs(
   scopes: readonly SettingScope[],
   extra: readonly ExtraFlag[] = [],
 ): ParsedArgs {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+  };
   for (const [, spec] of settingsFor(scopes)) options[spec.flag] = { type: 'string' };
   for (const flag of extra) options[flag.name] = { type: flag.type };
   let parsed: ReturnType<typeof parseArgs>;
@@ -50,5 +52,10 @@ export function parseCommandArgs(
     const value = parsed.values[flag.name];
     if (typeof value === 'string' || typeof value === 'boolean') extras[flag.name] = value;
   }
-  return { positionals: parsed.positionals, settings, extra: extras, help: parsed.values.help === true };
+  return {
+    positionals: parsed.positionals,
+    settings,
+    extra: extras,
+    help: parsed.values.help === true,
+  };
 }

@@ -17,11 +17,15 @@ Exit codes: 0 success, 1 failure (e.g. database unreachable), 2 bad usage or con
 `;
 
 /** Help for one command: its usage line, extra flags, and its settings with env names and defaults. */
-export function commandHelp(usage: string, scopes: readonly SettingScope[], extra: readonly ExtraFlag[] = []): string {
+export function commandHelp(
+  usage: string,
+  scopes: readonly SettingScope[],
+  extra: readonly ExtraFlag[] = [],
+): string {
   const lines = [`Usage: ${usage}`, '', 'Options (flag / environment variable, default):'];
   for (const flag of extra) lines.push(`  --${flag.name.padEnd(22)} ${flag.description}`);
   for (const [, spec] of settingsFor(scopes)) {
-    lines.push(`  --${spec.flag} <value>`.padEnd(26) + ` ${spec.env} (default ${spec.default})`);
+    lines.push(`${`  --${spec.flag} <value>`.padEnd(26)} ${spec.env} (default ${spec.default})`);
     lines.push(`${' '.repeat(27)}${spec.description}`);
   }
   lines.push(`  --${'help'.padEnd(22)} show this help`);

@@ -12,7 +12,9 @@ import { commandHelp, MAIN_HELP } from './help.js';
 import { migrateCommand } from './migrate-command.js';
 import { runCommand } from './run-command.js';
 
-const RUN_FLAGS: ExtraFlag[] = [{ name: 'once', type: 'boolean', description: 'publish what is pending, then exit' }];
+const RUN_FLAGS: ExtraFlag[] = [
+  { name: 'once', type: 'boolean', description: 'publish what is pending, then exit' },
+];
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -23,20 +25,26 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'migrate') {
     const args = parseCommandArgs(rest, ['database']);
     if (args.help) {
-      process.stdout.write(commandHelp('outbox-relay migrate up|down|status [options]', ['database']));
+      process.stdout.write(
+        commandHelp('outbox-relay migrate up|down|status [options]', ['database']),
+      );
       return 0;
     }
-    if (args.positionals.length > 1) throw new UsageError(`unexpected argument '${args.positionals[1]}'`);
+    if (args.positionals.length > 1)
+      throw new UsageError(`unexpected argument '${args.positionals[1]}'`);
     const config = loadConfig(process.env, args.settings);
     return migrateCommand(args.positionals[0], config, logger(config.logLevel));
   }
   if (command === 'run') {
     const args = parseCommandArgs(rest, ['database', 'relay'], RUN_FLAGS);
     if (args.help) {
-      process.stdout.write(commandHelp('outbox-relay run [--once] [options]', ['database', 'relay'], RUN_FLAGS));
+      process.stdout.write(
+        commandHelp('outbox-relay run [--once] [options]', ['database', 'relay'], RUN_FLAGS),
+      );
       return 0;
     }
-    if (args.positionals.length > 0) throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
+    if (args.positionals.length > 0)
+      throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
     const config = loadConfig(process.env, args.settings);
     return runCommand(config, { once: args.extra.once === true }, logger(config.logLevel));
   }
@@ -49,7 +57,9 @@ function logger(level: LogLevel) {
 
 // Nothing may take the process down unannounced: log, and let the loops recover.
 process.on('unhandledRejection', (reason) => {
-  process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'unhandled rejection', error: String(reason) })}\n`);
+  process.stderr.write(
+    `${JSON.stringify({ level: 'error', msg: 'unhandled rejection', error: String(reason) })}\n`,
+  );
 });
 
 main(process.argv.slice(2)).then(
@@ -67,7 +77,9 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`outbox-relay: ${error.message}\n`);
       process.exitCode = 1;
     } else {
-      process.stderr.write(`outbox-relay: unexpected failure: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.stderr.write(
+        `outbox-relay: unexpected failure: ${error instanceof Error ? error.message : String(error)}\n`,
+      );
       process.exitCode = 1;
     }
   },

@@ -8,9 +8,15 @@ import { migrateDown, migrateUp, migrationStatus } from '../schema/migrator.js';
 import { UsageError } from './args.js';
 
 /** Runs one migrate action; prints results on stdout. Returns the exit code. */
-export async function migrateCommand(action: string | undefined, config: Config, logger: Logger): Promise<number> {
+export async function migrateCommand(
+  action: string | undefined,
+  config: Config,
+  logger: Logger,
+): Promise<number> {
   if (action !== 'up' && action !== 'down' && action !== 'status') {
-    throw new UsageError(`migrate needs an action: up, down or status${action ? ` (got '${action}')` : ''}`);
+    throw new UsageError(
+      `migrate needs an action: up, down or status${action ? ` (got '${action}')` : ''}`,
+    );
   }
   const pool = createPool({
     url: config.databaseUrl,
@@ -40,7 +46,9 @@ export async function migrateCommand(action: string | undefined, config: Config,
     }
     const { reverted } = await migrateDown(pool, config.schema);
     process.stdout.write(
-      reverted.length === 0 ? 'nothing to revert\n' : reverted.map((name) => `reverted ${name}\n`).join(''),
+      reverted.length === 0
+        ? 'nothing to revert\n'
+        : reverted.map((name) => `reverted ${name}\n`).join(''),
     );
     return 0;
   } finally {

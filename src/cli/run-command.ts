@@ -17,7 +17,11 @@ import { WakeSignal } from '../relay/wake-signal.js';
 import { allowAllTenants } from '../tenants/allow-all-gate.js';
 
 /** Runs the relay; resolves with the exit code once it has shut down. */
-export async function runCommand(config: Config, options: { once: boolean; relayId?: string }, logger: Logger): Promise<number> {
+export async function runCommand(
+  config: Config,
+  options: { once: boolean; relayId?: string },
+  logger: Logger,
+): Promise<number> {
   const relayId = options.relayId ?? randomUUID();
   const statements = outboxStatements(config.schema);
   const pool = createPool({
@@ -33,9 +37,10 @@ export async function runCommand(config: Config, options: { once: boolean; relay
   };
   try {
     await checkDatabase(pool, config.databaseUrl);
-    const table = await pool.query<{ exists: boolean }>('select to_regclass($1) is not null as exists', [
-      `"${config.schema}".messages`,
-    ]);
+    const table = await pool.query<{ exists: boolean }>(
+      'select to_regclass($1) is not null as exists',
+      [`"${config.schema}".messages`],
+    );
     if (!table.rows[0]?.exists) {
       throw new OutboxError(
         'DATABASE_UNAVAILABLE',
@@ -78,7 +83,12 @@ export async function runCommand(config: Config, options: { once: boolean; relay
       return 0;
     }
 
-    const watcher = new SequenceWatcher(() => readSequence(pool, statements), wake, config.wakeIntervalMs, logger);
+    const watcher = new SequenceWatcher(
+      () => readSequence(pool, statements),
+      wake,
+      config.wakeIntervalMs,
+      logger,
+    );
     const listener = config.listen
       ? new NotifyListener({
           url: config.databaseUrl,
@@ -95,7 +105,11 @@ export async function runCommand(config: Config, options: { once: boolean; relay
     await listener?.start();
     cleaner.start();
     relay.start();
-    logger.info('relay started', { schema: config.schema, batchSize: config.batchSize, channels: config.channels });
+    logger.info('relay started', {
+      schema: config.schema,
+      batchSize: config.batchSize,
+      channels: config.channels,
+    });
 
     const signal = await new Promise<string>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'));

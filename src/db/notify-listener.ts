@@ -64,7 +64,10 @@ export class NotifyListener {
     client.removeAllListeners('end');
     client.end().catch(() => undefined);
     if (this.stopped || this.retryTimer) return;
-    this.options.logger.warn('LISTEN connection lost; reconnecting', { error, retryInMs: this.retryMs });
+    this.options.logger.warn('LISTEN connection lost; reconnecting', {
+      error,
+      retryInMs: this.retryMs,
+    });
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       void this.connect();

@@ -4,7 +4,7 @@
  */
 import pg from 'pg';
 import { redactUrl } from '../config.js';
-import { OutboxError, describeError } from '../errors.js';
+import { describeError, OutboxError } from '../errors.js';
 
 /** Options of {@link createPool}. */
 export interface PoolOptions {

@@ -24,9 +24,17 @@ export function createJsonLogger(
 ): Logger {
   const emit = (at: LogLevel, message: string, fields?: Record<string, unknown>) => {
     if (RANK[at] < RANK[level]) return;
-    const entry: Record<string, unknown> = { time: new Date().toISOString(), level: at, msg: message, ...base };
+    const entry: Record<string, unknown> = {
+      time: new Date().toISOString(),
+      level: at,
+      msg: message,
+      ...base,
+    };
     for (const [key, value] of Object.entries(fields ?? {})) {
-      entry[key] = value instanceof Error ? { message: value.message, code: (value as { code?: unknown }).code } : value;
+      entry[key] =
+        value instanceof Error
+          ? { message: value.message, code: (value as { code?: unknown }).code }
+          : value;
     }
     write(`${JSON.stringify(entry)}\n`);
   };

@@ -6,8 +6,18 @@
  * database-wide lock at commit); the relay notices new rows on its own.
  */
 import { InvalidMessageError } from '../errors.js';
-import { DEFAULT_MAX_PAYLOAD_BYTES, type EncodedMessage, encodeMessage, type OutboxMessage } from './message.js';
-import { type InsertedMessage, insertMessages, type OutboxStatements, outboxStatements } from './queries.js';
+import {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  type EncodedMessage,
+  encodeMessage,
+  type OutboxMessage,
+} from './message.js';
+import {
+  type InsertedMessage,
+  insertMessages,
+  type OutboxStatements,
+  outboxStatements,
+} from './queries.js';
 import { isSqlExecutorLike, toSqlExecutor } from './sql-executor.js';
 
 /** Options of {@link enqueue}. */
@@ -38,10 +48,18 @@ function statementsFor(schema: string): OutboxStatements {
   return statements;
 }
 
-function validateOptions(options: EnqueueOptions): { schema: string; maxPayloadBytes: number; notify: boolean } {
+function validateOptions(options: EnqueueOptions): {
+  schema: string;
+  maxPayloadBytes: number;
+  notify: boolean;
+} {
   const schema = options.schema ?? 'outbox';
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
-    throw new InvalidMessageError('options.schema', 0, `must be a lower-case SQL identifier, got '${schema}'`);
+    throw new InvalidMessageError(
+      'options.schema',
+      0,
+      `must be a lower-case SQL identifier, got '${schema}'`,
+    );
   }
   const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 1) {
@@ -75,9 +93,15 @@ export async function enqueue(
   const { schema, maxPayloadBytes, notify } = validateOptions(options);
   const list: readonly unknown[] = Array.isArray(messages) ? messages : [messages];
   if (list.length > MAX_MESSAGES_PER_CALL) {
-    throw new InvalidMessageError('messages', 0, `holds ${list.length} messages, over ${MAX_MESSAGES_PER_CALL} per call`);
+    throw new InvalidMessageError(
+      'messages',
+      0,
+      `holds ${list.length} messages, over ${MAX_MESSAGES_PER_CALL} per call`,
+    );
   }
   if (list.length === 0) return [];
-  const rows: EncodedMessage[] = list.map((message, index) => encodeMessage(message, index, { maxPayloadBytes }));
+  const rows: EncodedMessage[] = list.map((message, index) =>
+    encodeMessage(message, index, { maxPayloadBytes }),
+  );
   return insertMessages(toSqlExecutor(executor), statementsFor(schema), rows, { notify });
 }

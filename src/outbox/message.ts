@@ -7,7 +7,13 @@ import { randomUUID } from 'node:crypto';
 import { InvalidMessageError } from '../errors.js';
 
 /** A header value that survives the trip through JSONB into an AMQP field table. */
-export type HeaderValue = string | number | boolean | null | HeaderValue[] | { [key: string]: HeaderValue };
+export type HeaderValue =
+  | string
+  | number
+  | boolean
+  | null
+  | HeaderValue[]
+  | { [key: string]: HeaderValue };
 
 /** A message to publish, as the application hands it to `enqueue`. */
 export interface OutboxMessage {
@@ -56,13 +62,21 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SHORT_STRING_BYTES = 255; // AMQP shortstr: exchange, routing key, property and header names
 const HEADER_DEPTH = 16;
 
-function shortString(value: unknown, field: string, index: number, options: { allowEmpty: boolean }): string {
-  if (typeof value !== 'string') throw new InvalidMessageError(field, index, `must be a string, got ${typeName(value)}`);
-  if (!options.allowEmpty && value.trim() === '') throw new InvalidMessageError(field, index, 'must not be empty');
+function shortString(
+  value: unknown,
+  field: string,
+  index: number,
+  options: { allowEmpty: boolean },
+): string {
+  if (typeof value !== 'string')
+    throw new InvalidMessageError(field, index, `must be a string, got ${typeName(value)}`);
+  if (!options.allowEmpty && value.trim() === '')
+    throw new InvalidMessageError(field, index, 'must not be empty');
   if (Buffer.byteLength(value) > SHORT_STRING_BYTES) {
     throw new InvalidMessageError(field, index, `must be at most ${SHORT_STRING_BYTES} bytes`);
   }
-  if (value.includes('\u0000')) throw new InvalidMessageError(field, index, 'must not contain NUL characters');
+  if (value.includes('\u0000'))
+    throw new InvalidMessageError(field, index, 'must not contain NUL characters');
   return value;
 }
 
@@ -85,15 +99,18 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 }
 
 function checkHeaderValue(value: unknown, field: string, index: number, depth: number): void {
-  if (depth > HEADER_DEPTH) throw new InvalidMessageError(field, index, `nests deeper than ${HEADER_DEPTH} levels`);
+  if (depth > HEADER_DEPTH)
+    throw new InvalidMessageError(field, index, `nests deeper than ${HEADER_DEPTH} levels`);
   switch (typeof value) {
     case 'string':
-      if (value.includes('\u0000')) throw new InvalidMessageError(field, index, 'must not contain NUL characters');
+      if (value.includes('\u0000'))
+        throw new InvalidMessageError(field, index, 'must not contain NUL characters');
       return;
     case 'boolean':
       return;
     case 'number':
-      if (!Number.isFinite(value)) throw new InvalidMessageError(field, index, `must be a finite number, got ${value}`);
+      if (!Number.isFinite(value))
+        throw new InvalidMessageError(field, index, `must be a finite number, got ${value}`);
       return;
     case 'object': {
       if (value === null) return;
@@ -128,14 +145,22 @@ function checkHeaderValue(value: unknown, field: string, index: number, depth: n
 function checkHeaderName(name: string, field: string, index: number): void {
   if (name === '') throw new InvalidMessageError(field, index, 'has an empty header name');
   if (Buffer.byteLength(name) > SHORT_STRING_BYTES) {
-    throw new InvalidMessageError(field, index, `header name must be at most ${SHORT_STRING_BYTES} bytes`);
+    throw new InvalidMessageError(
+      field,
+      index,
+      `header name must be at most ${SHORT_STRING_BYTES} bytes`,
+    );
   }
 }
 
 function encodeHeaders(headers: unknown, index: number): string {
   if (headers === undefined || headers === null) return '{}';
   if (!isPlainObject(headers)) {
-    throw new InvalidMessageError('headers', index, `must be a plain object, got ${typeName(headers)}`);
+    throw new InvalidMessageError(
+      'headers',
+      index,
+      `must be a plain object, got ${typeName(headers)}`,
+    );
   }
   for (const [key, value] of Object.entries(headers)) {
     checkHeaderName(key, `headers.${key}`, index);
@@ -143,7 +168,8 @@ function encodeHeaders(headers: unknown, index: number): string {
   }
   const json = JSON.stringify(headers);
   // AMQP frames carry the whole header table in one 64 KiB encoding buffer.
-  if (Buffer.byteLength(json) > 60 * 1024) throw new InvalidMessageError('headers', index, 'must encode to at most 60 KiB');
+  if (Buffer.byteLength(json) > 60 * 1024)
+    throw new InvalidMessageError('headers', index, 'must encode to at most 60 KiB');
   return json;
 }
 
@@ -156,7 +182,9 @@ function encodePayload(
   let bytes: Buffer;
   let defaultType: string;
   if (payload instanceof Uint8Array) {
-    bytes = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    bytes = Buffer.isBuffer(payload)
+      ? payload
+      : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
     defaultType = 'application/octet-stream';
   } else {
     let json: string | undefined;
@@ -170,7 +198,11 @@ function encodePayload(
       );
     }
     if (json === undefined) {
-      throw new InvalidMessageError('payload', index, `is not JSON-serializable (${typeName(payload)})`);
+      throw new InvalidMessageError(
+        'payload',
+        index,
+        `is not JSON-serializable (${typeName(payload)})`,
+      );
     }
     bytes = Buffer.from(json, 'utf8');
     defaultType = 'application/json';
@@ -182,7 +214,10 @@ function encodePayload(
       `is ${bytes.byteLength} bytes, over the limit of ${options.maxPayloadBytes}`,
     );
   }
-  const type = contentType === undefined || contentType === null ? defaultType : shortString(contentType, 'contentType', index, { allowEmpty: false });
+  const type =
+    contentType === undefined || contentType === null
+      ? defaultType
+      : shortString(contentType, 'contentType', index, { allowEmpty: false });
   return { bytes, contentType: type };
 }
 
@@ -190,14 +225,20 @@ function encodePayload(
  * Validates one message and encodes it as an outbox row. Throws
  * {@link InvalidMessageError} naming the field.
  */
-export function encodeMessage(message: unknown, index: number, options: EncodeOptions): EncodedMessage {
+export function encodeMessage(
+  message: unknown,
+  index: number,
+  options: EncodeOptions,
+): EncodedMessage {
   if (!isPlainObject(message) && (typeof message !== 'object' || message === null)) {
     throw new InvalidMessageError('message', index, `must be an object, got ${typeName(message)}`);
   }
   const m = message as Record<string, unknown>;
-  if (m.tenantId === undefined || m.tenantId === null) throw new InvalidMessageError('tenantId', index, 'is required');
+  if (m.tenantId === undefined || m.tenantId === null)
+    throw new InvalidMessageError('tenantId', index, 'is required');
   const tenantId = shortString(m.tenantId, 'tenantId', index, { allowEmpty: false });
-  if (m.exchange === undefined || m.exchange === null) throw new InvalidMessageError('exchange', index, 'is required');
+  if (m.exchange === undefined || m.exchange === null)
+    throw new InvalidMessageError('exchange', index, 'is required');
   const exchange = shortString(m.exchange, 'exchange', index, { allowEmpty: true });
   if (m.routingKey === undefined || m.routingKey === null) {
     throw new InvalidMessageError('routingKey', index, 'is required');
@@ -211,7 +252,11 @@ export function encodeMessage(message: unknown, index: number, options: EncodeOp
   if (m.messageId === undefined || m.messageId === null) {
     messageId = randomUUID();
   } else if (typeof m.messageId !== 'string' || !UUID.test(m.messageId)) {
-    throw new InvalidMessageError('messageId', index, `must be a UUID, got ${JSON.stringify(m.messageId) ?? typeName(m.messageId)}`);
+    throw new InvalidMessageError(
+      'messageId',
+      index,
+      `must be a UUID, got ${JSON.stringify(m.messageId) ?? typeName(m.messageId)}`,
+    );
   } else {
     messageId = m.messageId.toLowerCase();
   }

@@ -63,23 +63,26 @@ export function outboxStatements(schema: string): OutboxStatements {
       select inserted.id::text as id, inserted.message_id::text as message_id from inserted cross join notified`,
     // $1 relay id, $2 round-robin cursor (last tenant served), $3 most tenants to visit,
     // $4 fewest rows to read per tenant, $5 batch size, $6 lease seconds, $7 paused tenants.
+    // The tenant probes read a heap column (created_at) on purpose: a plain
+    // index scan marks the index entries of deleted rows dead as it passes
+    // them, where an index-only scan would fetch them again on every claim.
     claim: `with recursive visit (tenant_id, wrapped, n) as (
         select s.tenant_id, s.wrapped, 1
         from (
-          (select m.tenant_id, false as wrapped from ${t} m
+          (select m.tenant_id, false as wrapped, m.created_at from ${t} m
             where ${pendingM} and m.tenant_id > $2 order by m.tenant_id limit 1)
           union all
-          (select m.tenant_id, true from ${t} m where ${pendingM} order by m.tenant_id limit 1)
+          (select m.tenant_id, true, m.created_at from ${t} m where ${pendingM} order by m.tenant_id limit 1)
           limit 1
         ) s
       union all
         select nx.tenant_id, nx.wrapped, v.n + 1
         from visit v
         cross join lateral (
-          (select m.tenant_id, v.wrapped from ${t} m
+          (select m.tenant_id, v.wrapped, m.created_at from ${t} m
             where ${pendingM} and m.tenant_id > v.tenant_id order by m.tenant_id limit 1)
           union all
-          (select m.tenant_id, true from ${t} m
+          (select m.tenant_id, true, m.created_at from ${t} m
             where not v.wrapped and ${pendingM} order by m.tenant_id limit 1)
           limit 1
         ) nx
@@ -88,6 +91,10 @@ export function outboxStatements(schema: string): OutboxStatements {
       open_tenants as (
         select tenant_id, n from visit where tenant_id <> all ($7::text[])
       ),
+      share as (
+        select greatest($4::int, ceil($5::numeric / greatest(count(*), 1)))::int as rows_per_tenant
+        from open_tenants
+      ),
       candidates as (
         select t.n, c.*
         from open_tenants t
@@ -95,29 +102,44 @@ export function outboxStatements(schema: string): OutboxStatements {
           select m.id, m.tenant_id, coalesce(m.ordering_key, m.tenant_id) as ordering_scope,
             (m.claimed_until is null or m.claimed_until < now()) and m.available_at <= now() as free
           from ${t} m
-          where m.tenant_id = t.tenant_id and ${pendingM}
+          -- A range on tenant_id, not '=', and ordering by (tenant_id, id): only
+          -- messages_pending_idx serves this in order, so the planner can never
+          -- walk the primary key through other tenants' (or a paused tenant's) rows.
+          where m.tenant_id >= t.tenant_id and m.tenant_id <= t.tenant_id and ${pendingM}
             and not (m.claimed_by is not distinct from $1 and m.claimed_until >= now())
-          order by m.id
-          limit (select greatest($4::int, ceil($5::numeric / greatest(count(*), 1)))::int from open_tenants)
+          order by m.tenant_id, m.id
+          limit (select rows_per_tenant from share)
         ) c
       ),
+      -- More is probably waiting if a tenant filled its share or the visit hit its tenant limit.
+      saturation as (
+        select coalesce(bool_or(per_tenant.rows >= (select rows_per_tenant from share)), false)
+          or (select count(*) from visit) >= $3 as more
+        from (select count(*) as rows from candidates group by tenant_id) per_tenant
+      ),
       ranked as (
-        select id, n,
+        select id, tenant_id, n,
           bool_and(free) over (partition by tenant_id, ordering_scope order by id) as claimable,
           row_number() over (partition by tenant_id order by id) as position
         from candidates
       ),
       picked as (
-        select id, n from ranked where claimable order by position, n limit $5
+        select id, tenant_id, n from ranked where claimable order by position, n limit $5
       )
+      -- '= any(array(...))' makes this O(batch) primary-key lookups, never a join
+      -- against the whole table.
       update ${t} m
       set claimed_by = $1, claimed_until = now() + make_interval(secs => $6)
-      from picked p
-      where m.id = p.id and ${pendingM}
+      -- The recheck is spelled so that it does not imply the partial index's
+      -- predicate: the planner then looks rows up by primary key.
+      where m.id = any (array(select id from picked))
+        and coalesce(m.published_at, m.dead_at) is null
         and (m.claimed_until is null or m.claimed_until < now())
       returning m.id::text as id, m.message_id::text as message_id, m.tenant_id, m.ordering_key,
         m.exchange, m.routing_key, m.message_type, m.payload, m.content_type, m.headers,
-        m.created_at, m.attempts, p.n as visit`,
+        m.created_at, m.attempts,
+        (select p.tenant_id from picked p order by p.n desc limit 1) as next_cursor,
+        (select more from saturation) as more`,
     deletePublished: `delete from ${t} where id = any ($1::bigint[])`,
     markPublished: `update ${t} set published_at = now(), claimed_by = null, claimed_until = null
       where id = any ($1::bigint[])`,
@@ -182,7 +204,10 @@ export async function insertMessages(
     ids.push(row.id);
     byMessageId.set(row.message_id, ids);
   }
-  return rows.map((r) => ({ id: byMessageId.get(r.messageId)?.shift() ?? '', messageId: r.messageId }));
+  return rows.map((r) => ({
+    id: byMessageId.get(r.messageId)?.shift() ?? '',
+    messageId: r.messageId,
+  }));
 }
 
 /** Orders decimal bigint strings numerically. */
@@ -204,8 +229,10 @@ export interface ClaimedRow {
   headers: Record<string, unknown>;
   created_at: Date;
   attempts: number;
-  /** Position of the row's tenant in this claim's round-robin visit. */
-  visit: number;
+  /** The same on every row: the last tenant this claim served, where the next one starts. */
+  next_cursor: string;
+  /** The same on every row: whether more rows are probably claimable right away. */
+  more: boolean;
 }
 
 /** Parameters of one claim. */
@@ -225,7 +252,11 @@ export interface ClaimParams {
  * the schema's claim lock in a short transaction of its own; no lock or
  * transaction outlives this call. Rows come back in id order.
  */
-export async function claimBatch(pool: pg.Pool, statements: OutboxStatements, params: ClaimParams): Promise<ClaimedRow[]> {
+export async function claimBatch(
+  pool: pg.Pool,
+  statements: OutboxStatements,
+  params: ClaimParams,
+): Promise<ClaimedRow[]> {
   const client = await pool.connect();
   let broken: unknown;
   try {
@@ -265,13 +296,21 @@ export async function claimBatch(pool: pg.Pool, statements: OutboxStatements, pa
 }
 
 /** Removes rows the broker confirmed (retention 0). */
-export async function deletePublished(db: SqlExecutor, statements: OutboxStatements, ids: readonly string[]): Promise<void> {
+export async function deletePublished(
+  db: SqlExecutor,
+  statements: OutboxStatements,
+  ids: readonly string[],
+): Promise<void> {
   if (ids.length === 0) return;
   await db.run(statements.deletePublished, [ids], `outbox_delete_published_${statements.schema}`);
 }
 
 /** Marks rows the broker confirmed as published, to be deleted after the retention period. */
-export async function markPublished(db: SqlExecutor, statements: OutboxStatements, ids: readonly string[]): Promise<void> {
+export async function markPublished(
+  db: SqlExecutor,
+  statements: OutboxStatements,
+  ids: readonly string[],
+): Promise<void> {
   if (ids.length === 0) return;
   await db.run(statements.markPublished, [ids], `outbox_mark_published_${statements.schema}`);
 }
@@ -309,7 +348,13 @@ export async function recordFailures(
   if (failures.length === 0) return [];
   const rows = await db.run<{ id: string; dead: boolean }>(
     statements.recordFailures,
-    [failures.map((f) => f.id), failures.map((f) => f.error.slice(0, 2000)), failures.map((f) => f.countsAsAttempt), maxAttempts, relayId],
+    [
+      failures.map((f) => f.id),
+      failures.map((f) => f.error.slice(0, 2000)),
+      failures.map((f) => f.countsAsAttempt),
+      maxAttempts,
+      relayId,
+    ],
     `outbox_record_failures_${statements.schema}`,
   );
   return rows.filter((r) => r.dead).map((r) => r.id);

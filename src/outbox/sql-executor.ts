@@ -32,7 +32,9 @@ function isKysely(value: unknown): value is KyselyShaped {
 
 function isPg(value: unknown): value is PgShaped {
   const candidate = value as Partial<PgShaped> | null;
-  return typeof candidate === 'object' && candidate !== null && typeof candidate.query === 'function';
+  return (
+    typeof candidate === 'object' && candidate !== null && typeof candidate.query === 'function'
+  );
 }
 
 /** True when `value` can run outbox SQL (a Kysely executor or a pg-shaped client). */
@@ -56,7 +58,8 @@ export function toSqlExecutor(value: unknown): SqlExecutor {
   if (isPg(value)) {
     return {
       async run<Row>(text: string, values: readonly unknown[], name?: string): Promise<Row[]> {
-        const config = name === undefined ? { text, values: [...values] } : { text, values: [...values], name };
+        const config =
+          name === undefined ? { text, values: [...values] } : { text, values: [...values], name };
         const result = await value.query(config);
         return result.rows as Row[];
       },

@@ -179,7 +179,10 @@ export class Relay {
       for (const id of ids) this.leased.delete(id);
       this.deps.logger.info('released leases', { count: ids.length });
     } catch (error) {
-      this.deps.logger.error('cannot release leases; they expire on their own', { error, count: ids.length });
+      this.deps.logger.error('cannot release leases; they expire on their own', {
+        error,
+        count: ids.length,
+      });
     }
   }
 
@@ -215,7 +218,7 @@ export class Relay {
         // The broker is away: keep at most this batch in flight and back off.
         await batch;
         await this.wake.wait(Math.min(250 * 2 ** Math.min(failures++, 7), 30_000));
-      } else if (rows.length < this.options.batchSize) {
+      } else if (rows.length < this.options.batchSize && !rows[0]?.more) {
         // Caught up: sleep until a hint arrives (or the full poll).
         await this.wake.wait(this.options.pollIntervalMs);
       }
@@ -232,20 +235,17 @@ export class Relay {
       leaseMs: this.options.leaseMs,
       pausedTenants: this.deps.gate.pausedTenants(),
     });
-    let last: ClaimedRow | undefined;
-    for (const row of rows) {
-      this.leased.add(row.id);
-      if (!last || row.visit > last.visit) last = row;
-    }
+    for (const row of rows) this.leased.add(row.id);
     // Next claim starts after the last tenant served: tenants take turns.
-    this.cursor = last ? last.tenant_id : '';
+    this.cursor = rows[0]?.next_cursor ?? '';
     return rows;
   }
 
   private async publishAndSettle(rows: readonly ClaimedRow[]): Promise<PassResult> {
     // Check the gate again right before publishing: a flip takes effect within one batch.
     const held = rows.filter((row) => this.deps.gate.isPaused(row.tenant_id));
-    const toPublish = held.length === 0 ? rows : rows.filter((row) => !this.deps.gate.isPaused(row.tenant_id));
+    const toPublish =
+      held.length === 0 ? rows : rows.filter((row) => !this.deps.gate.isPaused(row.tenant_id));
     const results = await this.deps.publisher.publish(toPublish.map(toOutgoing));
 
     const published: string[] = [];
@@ -255,7 +255,11 @@ export class Relay {
       if (result.ok) {
         published.push(row.id);
       } else {
-        failures.push({ id: row.id, error: result.error.message, countsAsAttempt: result.error.countsAsAttempt });
+        failures.push({
+          id: row.id,
+          error: result.error.message,
+          countsAsAttempt: result.error.countsAsAttempt,
+        });
       }
     });
     const dead = await this.settle(
@@ -287,7 +291,11 @@ export class Relay {
    * Records the outcome of a batch. Retried a few times: if it never lands,
    * the leases expire and the rows are published again (at-least-once).
    */
-  private async settle(published: string[], failures: PublishFailure[], held: string[]): Promise<string[]> {
+  private async settle(
+    published: string[],
+    failures: PublishFailure[],
+    held: string[],
+  ): Promise<string[]> {
     const { statements } = this.deps;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -296,12 +304,21 @@ export class Relay {
         published = [];
         await releaseClaims(this.db, statements, this.options.relayId, held);
         held = [];
-        return await recordFailures(this.db, statements, this.options.relayId, failures, this.options.maxAttempts);
+        return await recordFailures(
+          this.db,
+          statements,
+          this.options.relayId,
+          failures,
+          this.options.maxAttempts,
+        );
       } catch (error) {
         if (attempt >= 5) {
-          this.deps.logger.error('cannot record publish results; rows will be published again after their lease', {
-            error: describeError(error),
-          });
+          this.deps.logger.error(
+            'cannot record publish results; rows will be published again after their lease',
+            {
+              error: describeError(error),
+            },
+          );
           throw error;
         }
         await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
@@ -309,4 +326,3 @@ export class Relay {
     }
   }
 }
-

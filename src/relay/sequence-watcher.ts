@@ -71,7 +71,10 @@ export class SequenceWatcher {
     } catch (error) {
       if (!this.failing) {
         this.failing = true;
-        this.logger.warn('sequence watcher cannot read the outbox sequence; relying on the full poll', { error });
+        this.logger.warn(
+          'sequence watcher cannot read the outbox sequence; relying on the full poll',
+          { error },
+        );
       }
     } finally {
       this.schedule();

@@ -21,14 +21,22 @@ export interface MigrationOutcome {
   reverted: string[];
 }
 
-function createMigrator(pool: pg.Pool, schema: string, dir: string): { db: Kysely<unknown>; migrator: Migrator } {
+function createMigrator(
+  pool: pg.Pool,
+  schema: string,
+  dir: string,
+): { db: Kysely<unknown>; migrator: Migrator } {
   // The pool belongs to the caller; Kysely must not end it on destroy.
   const db = new Kysely<unknown>({
     dialect: new PostgresDialect({
       pool: { connect: () => pool.connect(), end: async () => undefined },
     }),
   });
-  const migrator = new Migrator({ db, provider: new SqlMigrationProvider(schema, dir), migrationTableSchema: schema });
+  const migrator = new Migrator({
+    db,
+    provider: new SqlMigrationProvider(schema, dir),
+    migrationTableSchema: schema,
+  });
   return { db, migrator };
 }
 
@@ -45,9 +53,13 @@ async function run(
     if (error) {
       const failed = results?.find((r) => r.status === 'Error')?.migrationName;
       const what = failed ? `migration ${failed} failed` : `migrate ${direction} failed`;
-      throw new OutboxError('MIGRATION_FAILED', `${what}: ${error instanceof Error ? error.message : String(error)}`, {
-        cause: error,
-      });
+      throw new OutboxError(
+        'MIGRATION_FAILED',
+        `${what}: ${error instanceof Error ? error.message : String(error)}`,
+        {
+          cause: error,
+        },
+      );
     }
     const done = (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
     return direction === 'up' ? { applied: done, reverted: [] } : { applied: [], reverted: done };
@@ -57,12 +69,20 @@ async function run(
 }
 
 /** Applies every pending migration to `schema` (created if missing). */
-export function migrateUp(pool: pg.Pool, schema: string, dir: string = MIGRATIONS_DIR): Promise<MigrationOutcome> {
+export function migrateUp(
+  pool: pg.Pool,
+  schema: string,
+  dir: string = MIGRATIONS_DIR,
+): Promise<MigrationOutcome> {
   return run(pool, schema, dir, 'up');
 }
 
 /** Reverts the most recently applied migration of `schema`. */
-export function migrateDown(pool: pg.Pool, schema: string, dir: string = MIGRATIONS_DIR): Promise<MigrationOutcome> {
+export function migrateDown(
+  pool: pg.Pool,
+  schema: string,
+  dir: string = MIGRATIONS_DIR,
+): Promise<MigrationOutcome> {
   return run(pool, schema, dir, 'down');
 }
 

@@ -34,14 +34,16 @@ export class SqlMigrationProvider implements MigrationProvider {
     const migrations: Record<string, Migration> = {};
     for (const file of files) {
       const match = FILE.exec(file);
-      if (!match || match[2] !== 'up') continue;
+      if (match?.[2] !== 'up') continue;
       const name = match[1] as string;
       const upPath = join(this.dir, file);
       const downFile = `${name}.down.sql`;
       const downPath = files.includes(downFile) ? join(this.dir, downFile) : undefined;
       migrations[name] = {
         up: (db) => runSqlFile(db, this.schema, upPath),
-        ...(downPath ? { down: (db: Kysely<unknown>) => runSqlFile(db, this.schema, downPath) } : {}),
+        ...(downPath
+          ? { down: (db: Kysely<unknown>) => runSqlFile(db, this.schema, downPath) }
+          : {}),
       };
     }
     return migrations;

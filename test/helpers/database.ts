@@ -1,0 +1,60 @@
+/**
+ * A schema of its own for each test file, migrated through the real migrator.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { type OutboxStatements, outboxStatements } from '../../src/outbox/queries.js';
+import { migrateUp } from '../../src/schema/migrator.js';
+
+/** A migrated outbox schema and a pool on it. */
+export interface TestDatabase {
+  url: string;
+  schema: string;
+  pool: pg.Pool;
+  statements: OutboxStatements;
+  /** Rows of the outbox table, by state. */
+  counts(): Promise<{ pending: number; leased: number; published: number; dead: number }>;
+  drop(): Promise<void>;
+}
+
+/** A unique lower-case name for this test file's objects. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${randomBytes(4).toString('hex')}`;
+}
+
+/** Creates and migrates a fresh schema named after `prefix`. */
+export async function createTestDatabase(prefix: string): Promise<TestDatabase> {
+  const url = inject('databaseUrl');
+  const schema = uniqueName(`t_${prefix}`);
+  const pool = new pg.Pool({ connectionString: url, max: 8 });
+  pool.on('error', () => undefined);
+  await migrateUp(pool, schema);
+  const statements = outboxStatements(schema);
+  return {
+    url,
+    schema,
+    pool,
+    statements,
+    async counts() {
+      const { rows } = await pool.query<{
+        pending: number;
+        leased: number;
+        published: number;
+        dead: number;
+      }>(
+        `select
+           count(*) filter (where published_at is null and dead_at is null)::int as pending,
+           count(*) filter (where published_at is null and dead_at is null and claimed_until > now())::int as leased,
+           count(*) filter (where published_at is not null)::int as published,
+           count(*) filter (where dead_at is not null)::int as dead
+         from "${schema}".messages`,
+      );
+      return rows[0] as { pending: number; leased: number; published: number; dead: number };
+    },
+    async drop() {
+      await pool.query(`drop schema if exists "${schema}" cascade`);
+      await pool.end();
+    },
+  };
+}

@@ -60,7 +60,7 @@ create index messages_pending_idx on messages (tenant_id, id)
 create index messages_published_idx on messages (published_at)
   where published_at is not null;
 
--- Dead rows, for `outbox-relay dead list`.
+-- Dead rows (failed too often), for inspecting and retrying them.
 create index messages_dead_idx on messages (dead_at)
   where dead_at is not null;
 

@@ -259,8 +259,9 @@ export const SETTINGS = {
     env: 'OUTBOX_MAX_ATTEMPTS',
     flag: 'max-attempts',
     scope: 'relay',
-    default: '20',
-    description: 'Failed publishes (unroutable, nacked) before a row is marked dead',
+    default: '10',
+    description:
+      'Failed publishes (unroutable, nacked) before a row is marked dead; retries back off 1 s, 2 s, 4 s … 5 min',
     parse: integer(1, 1000),
   }),
   heartbeatMs: setting({

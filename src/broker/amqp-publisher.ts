@@ -54,6 +54,7 @@ export class AmqpPublisher implements Publisher {
   private blocked: string | undefined;
   private reconnectDelayMs = 100;
   private nextConnectAt = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
 
   private constructor(private readonly options: AmqpPublisherOptions) {
     const window = Math.max(1, Math.ceil(options.maxInFlight / options.channels));
@@ -110,6 +111,7 @@ export class AmqpPublisher implements Publisher {
 
   async close(timeoutMs: number): Promise<void> {
     this.closing = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     const deadline = Date.now() + timeoutMs;
     while (this.lanes.some((lane) => lane.size > 0) && Date.now() < deadline && this.connection) {
       await new Promise((resolve) => setTimeout(resolve, 10));
@@ -144,6 +146,18 @@ export class AmqpPublisher implements Publisher {
     return this.connecting;
   }
 
+  /** Keeps trying to connect, with exponential backoff and jitter, until connected or closed. */
+  private reconnectInBackground(): void {
+    if (this.reconnectTimer || this.closing) return;
+    const delay = Math.max(0, this.nextConnectAt - Date.now());
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (this.connection || this.closing) return;
+      this.getConnection().catch(() => this.reconnectInBackground());
+    }, delay);
+    this.reconnectTimer.unref();
+  }
+
   private async openConnection(): Promise<ChannelModel> {
     const { logger } = this.options;
     try {
@@ -158,7 +172,10 @@ export class AmqpPublisher implements Publisher {
       connection.on('close', () => {
         if (this.connection === connection) this.connection = undefined;
         this.blocked = undefined;
-        if (!this.closing) logger.warn('broker connection closed; will reconnect');
+        if (!this.closing) {
+          logger.warn('broker connection closed; reconnecting');
+          this.reconnectInBackground();
+        }
       });
       connection.on('blocked', (reason: string) => {
         this.blocked = reason || 'blocked';

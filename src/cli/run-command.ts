@@ -56,7 +56,8 @@ export async function runCommand(
       connectionName: connectionName(relayId),
       logger,
     });
-    closers.push(() => publisher.close(config.shutdownTimeoutMs));
+    // The relay's stop() already waited for confirms within the shutdown timeout.
+    closers.push(() => publisher.close(0));
     logger.warn('no tenant flag source configured: every tenant is enabled');
     const gate = allowAllTenants();
     const wake = new WakeSignal();
@@ -80,6 +81,12 @@ export async function runCommand(
       logger.info('run --once finished', { ...result });
       process.stdout.write(`${JSON.stringify(result)}\n`);
       await closeAll();
+      if (result.failed > 0) {
+        process.stderr.write(
+          `outbox-relay: ${result.failed} messages failed to publish; they stay in the outbox and will be retried\n`,
+        );
+        return 1;
+      }
       return 0;
     }
 

@@ -150,9 +150,9 @@ export function outboxStatements(schema: string): OutboxStatements {
         attempts = m.attempts + (case when f.counts then 1 else 0 end),
         last_error = f.error,
         available_at = case when f.counts
-          then now() + least(interval '1 hour', interval '1 second' * power(2, least(m.attempts, 12)))
+          then now() + least(interval '5 minutes', interval '1 second' * power(2, least(m.attempts, 12)))
           else m.available_at end,
-        dead_at = case when f.counts and m.attempts + 1 >= $4 then now() end,
+        dead_at = case when f.counts and m.attempts + 1 >= $4 then now() else m.dead_at end,
         claimed_by = null, claimed_until = null
       from unnest($1::bigint[], $2::text[], $3::bool[]) as f (id, error, counts)
       where m.id = f.id and m.claimed_by = $5
@@ -260,7 +260,9 @@ export async function claimBatch(
   const client = await pool.connect();
   let broken: unknown;
   try {
-    await client.query('begin');
+    // Read committed, whatever the database default: the claim statement must
+    // take its snapshot after the lock, which only this isolation level does.
+    await client.query('begin isolation level read committed');
     try {
       await client.query({
         name: `outbox_claim_lock_${statements.schema}`,
@@ -335,7 +337,7 @@ export interface PublishFailure {
 
 /**
  * Records failed publishes: counted failures back off exponentially (1 s,
- * 2 s, 4 s … capped at 1 h) and go dead after `maxAttempts`; uncounted ones are
+ * 2 s, 4 s … capped at 5 min) and go dead after `maxAttempts`; uncounted ones are
  * simply released. Returns the ids that went dead.
  */
 export async function recordFailures(

@@ -106,6 +106,7 @@ export class Relay {
   private readonly leased = new Set<string>();
   private readonly batches = new Set<Promise<unknown>>();
   private totals: PassResult = { ...EMPTY };
+  private interruptSleep: (() => void) | undefined;
 
   constructor(
     private readonly options: RelayOptions,
@@ -127,13 +128,17 @@ export class Relay {
     return this.publishAndSettle(rows);
   }
 
-  /** Runs passes until a claim comes back empty (`outbox-relay run --once`). */
+  /**
+   * Runs passes until nothing is claimable or a pass publishes nothing (the
+   * broker is away, or every row failed), so it never spins
+   * (`outbox-relay run --once`).
+   */
   async drain(): Promise<PassResult> {
     let total: PassResult = { ...EMPTY };
     for (;;) {
       const result = await this.runOnce();
       total = addResults(total, result);
-      if (result.claimed === 0 || result.claimed === result.held) return total;
+      if (result.published === 0) return total;
     }
   }
 
@@ -150,19 +155,14 @@ export class Relay {
    */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.interruptSleep?.();
     this.wake.ring();
-    await this.loopDone;
-    this.loopDone = undefined;
-    const pending = Promise.allSettled([...this.batches]);
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      pending.then(() => false),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(true), this.options.shutdownTimeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (timedOut) {
+    // One deadline for everything: the loop's last claim and the batches in flight.
+    const deadline = Date.now() + this.options.shutdownTimeoutMs;
+    const loopFinished = await this.within(this.loopDone ?? Promise.resolve(), deadline);
+    if (loopFinished) this.loopDone = undefined;
+    const batchesFinished = await this.within(Promise.allSettled([...this.batches]), deadline);
+    if (!loopFinished || !batchesFinished) {
       this.deps.logger.warn('shutdown timeout: releasing leases of unconfirmed messages', {
         unconfirmed: this.leased.size,
       });
@@ -186,10 +186,51 @@ export class Relay {
     }
   }
 
+  /** Resolves true if `promise` settles before `deadline`, false otherwise. */
+  private async within(promise: Promise<unknown>, deadline: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const result = await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+      }),
+    ]);
+    clearTimeout(timer);
+    return result;
+  }
+
+  /** Sleeps `ms`, but wakes at once when the relay stops (not on hints). */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        self.interruptSleep = undefined;
+        resolve();
+      }
+      this.interruptSleep = done;
+    });
+  }
+
   private async loop(): Promise<void> {
     const limit = pLimit(this.options.batchesInFlight);
     let failures = 0;
+    let brokerWaits = 0;
     while (!this.stopping) {
+      if (!this.deps.publisher.isReady()) {
+        // Never claim what cannot be published: wait for the publisher to
+        // reconnect (or the broker to unblock). Rows stay pending meanwhile.
+        if (brokerWaits === 0)
+          this.deps.logger.warn('broker not ready; claiming paused until it is');
+        await this.sleep(Math.min(50 * 2 ** brokerWaits++, 2000));
+        continue;
+      }
+      if (brokerWaits > 0) this.deps.logger.info('broker ready again; claiming resumed');
+      brokerWaits = 0;
       if (limit.activeCount + limit.pendingCount >= this.options.batchesInFlight) {
         await Promise.race(this.batches);
         continue;
@@ -214,11 +255,7 @@ export class Relay {
       });
       this.batches.add(batch);
       void batch.finally(() => this.batches.delete(batch));
-      if (!this.deps.publisher.isReady()) {
-        // The broker is away: keep at most this batch in flight and back off.
-        await batch;
-        await this.wake.wait(Math.min(250 * 2 ** Math.min(failures++, 7), 30_000));
-      } else if (rows.length < this.options.batchSize && !rows[0]?.more) {
+      if (rows.length < this.options.batchSize && !rows[0]?.more) {
         // Caught up: sleep until a hint arrives (or the full poll).
         await this.wake.wait(this.options.pollIntervalMs);
       }

@@ -57,7 +57,9 @@ export class SequenceWatcher {
         this.logger.info('sequence watcher recovered');
       }
       const now = Date.now();
-      if (this.last !== undefined && value !== this.last) {
+      // The first read rings too: rows may have arrived between the relay's
+      // first claim and this read, and there is no earlier value to compare.
+      if (value !== this.last) {
         this.followUpGap = this.intervalMs;
         this.followUpAt = now + this.followUpGap;
         this.signal.ring();

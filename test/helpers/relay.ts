@@ -48,7 +48,7 @@ export async function createTestRelay(
       tenantsPerClaim: options.tenantsPerClaim ?? 100,
       leaseMs: options.leaseMs ?? 60_000,
       retentionMs: options.retentionMs ?? 0,
-      maxAttempts: options.maxAttempts ?? 20,
+      maxAttempts: options.maxAttempts ?? 10,
       pollIntervalMs: options.pollIntervalMs ?? 50,
       shutdownTimeoutMs: options.shutdownTimeoutMs ?? 5000,
     },

@@ -1,0 +1,181 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createTestBroker, type TestBroker } from './helpers/broker.js';
+import { runCli, startCli } from './helpers/cli.js';
+import { uniqueName } from './helpers/database.js';
+import { enqueueEvents } from './helpers/messages.js';
+import { waitFor } from './helpers/wait.js';
+
+let broker: TestBroker;
+let pool: pg.Pool;
+const schema = uniqueName('t_cli');
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  broker = await createTestBroker('cli');
+  pool = new pg.Pool({ connectionString: inject('databaseUrl') });
+  env = { DATABASE_URL: inject('databaseUrl'), AMQP_URL: inject('amqpUrl'), OUTBOX_SCHEMA: schema };
+});
+
+afterAll(async () => {
+  await broker?.close();
+  await pool?.query(`drop schema if exists "${schema}" cascade`);
+  await pool?.end();
+});
+
+describe('outbox-relay as ops run it', () => {
+  it('migrates, publishes 10,000 messages of several tenants exactly once and in order, and exits 0 on SIGTERM', async () => {
+    const migrated = await runCli(['migrate', 'up'], env);
+    expect(migrated).toMatchObject({ code: 0, stdout: 'applied 0001_create_outbox\n' });
+
+    const tenants = ['acme', 'globex', 'initech', 'umbrella', 'hooli'];
+    const expected = await enqueueEvents(pool, schema, broker.exchange, tenants, 2000);
+
+    const relay = startCli(['run', '--batch-size', '250'], { ...env, LOG_LEVEL: 'info' });
+    try {
+      await waitFor(() => broker.received.length >= 10_000, '10,000 messages', 60_000);
+      const remaining = async () =>
+        (await pool.query(`select count(*)::int as n from "${schema}".messages`)).rows[0].n as number;
+      await waitFor(async () => (await remaining()) === 0, 'the outbox to empty');
+    } finally {
+      relay.child.kill('SIGTERM');
+    }
+    expect(await relay.exited).toBe(0);
+    expect(relay.output()).toMatch(/"msg":"relay stopped"/);
+
+    const ids = broker.received.map((m) => m.messageId);
+    expect(new Set(ids).size).toBe(10_000);
+    expect(ids.length).toBe(10_000);
+    for (const tenant of tenants) {
+      expect(broker.received.filter((m) => m.tenantId === tenant).map((m) => m.messageId)).toEqual(
+        expected.get(tenant),
+      );
+    }
+  });
+
+  it('run --once publishes what is pending, then exits 0', async () => {
+    broker.received.length = 0;
+    await enqueueEvents(pool, schema, broker.exchange, ['acme'], 20);
+    const result = await runCli(['run', '--once'], env);
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout.trim())).toMatchObject({ published: 20, failed: 0 });
+    await waitFor(() => broker.received.length === 20, '20 messages');
+  });
+
+  it('prints help for the program and for each command', async () => {
+    const main = await runCli(['--help']);
+    expect(main).toMatchObject({ code: 0 });
+    expect(main.stdout).toMatch(/outbox-relay migrate up\|down\|status/);
+    const run = await runCli(['run', '--help']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/--batch-size <value>\s+OUTBOX_BATCH_SIZE \(default 500\)/);
+    expect(run.stdout).toMatch(/--once/);
+    const migrate = await runCli(['migrate', '--help']);
+    expect(migrate.stdout).toMatch(/DATABASE_URL/);
+    expect(migrate.stdout).not.toMatch(/AMQP_URL/);
+  });
+
+  it.each([
+    [['run', '--batch-size', 'lots'], {}, /invalid --batch-size: expected an integer/],
+    [['run'], { OUTBOX_CHANNELS: '0' }, /invalid OUTBOX_CHANNELS/],
+    [['run'], { OUTBOX_LEASE: 'forever' }, /invalid OUTBOX_LEASE/],
+    [['run', '--no-such-flag'], {}, /Unknown option '--no-such-flag'/],
+    [['migrate', 'sideways'], {}, /migrate needs an action: up, down or status/],
+    [['migrate', 'up', '--batch-size', '5'], {}, /Unknown option '--batch-size'/],
+    [['launch'], {}, /unknown command 'launch'/],
+    [['run'], { DATABASE_URL: 'mysql://localhost/db' }, /invalid DATABASE_URL/],
+  ])('rejects bad input %j %j with exit code 2 and one line', async (args, extraEnv, message) => {
+    const result = await runCli(args, { ...env, ...extraEnv });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it.each([
+    ['migrate', ['migrate', 'up']],
+    ['run', ['run']],
+  ])('%s exits 1 with one clear line when the database is unreachable', async (_name, args) => {
+    const result = await runCli(
+      args,
+      { ...env, DATABASE_URL: 'postgres://postgres:secret@127.0.0.1:1/nowhere' },
+      40_000,
+    );
+    expect(result.code).toBe(1);
+    expect(result.ms).toBeLessThan(30_000);
+    expect(result.stderr.trim()).toMatch(
+      /^outbox-relay: cannot connect to PostgreSQL at postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/nowhere: .*ECONNREFUSED/,
+    );
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).not.toMatch(/secret|\n\s+at /);
+  });
+
+  it('run exits 1 with one clear line when the broker is unreachable', async () => {
+    const result = await runCli(
+      ['run'],
+      { ...env, AMQP_URL: 'amqp://guest:guest@127.0.0.1:1' },
+      40_000,
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim().split('\n').pop()).toMatch(
+      /^outbox-relay: cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1/,
+    );
+  });
+
+  it('run refuses to start on a schema that was never migrated', async () => {
+    const result = await runCli(['run'], { ...env, OUTBOX_SCHEMA: 'never_migrated' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /never_migrated\.messages does not exist: run `outbox-relay migrate up` first/,
+    );
+  });
+});
+
+describe('outbox-relay migrate on an empty database', () => {
+  it('applies, reverts, re-applies and lists the migrations', async () => {
+    const admin = new pg.Client({ connectionString: inject('databaseUrl') });
+    await admin.connect();
+    const database = uniqueName('outbox_relay_migrate');
+    await admin.query(`create database ${database}`);
+    const url = new URL(inject('databaseUrl'));
+    url.pathname = `/${database}`;
+    const dbEnv = { DATABASE_URL: url.toString() };
+    try {
+      expect(await runCli(['migrate', 'status'], dbEnv)).toMatchObject({
+        code: 0,
+        stdout: '0001_create_outbox  pending\n',
+      });
+      expect(await runCli(['migrate', 'up'], dbEnv)).toMatchObject({
+        code: 0,
+        stdout: 'applied 0001_create_outbox\n',
+      });
+      expect(await runCli(['migrate', 'up'], dbEnv)).toMatchObject({
+        code: 0,
+        stdout: 'schema outbox is up to date\n',
+      });
+      expect((await runCli(['migrate', 'status'], dbEnv)).stdout).toMatch(
+        /^0001_create_outbox {2}applied \d{4}-/,
+      );
+      expect(await runCli(['migrate', 'down'], dbEnv)).toMatchObject({
+        code: 0,
+        stdout: 'reverted 0001_create_outbox\n',
+      });
+      expect((await runCli(['migrate', 'status'], dbEnv)).stdout).toBe(
+        '0001_create_outbox  pending\n',
+      );
+      expect(await runCli(['migrate', 'up'], dbEnv)).toMatchObject({
+        code: 0,
+        stdout: 'applied 0001_create_outbox\n',
+      });
+      const check = new pg.Client({ connectionString: url.toString() });
+      await check.connect();
+      const { rows } = await check.query(
+        `select to_regclass('outbox.messages') is not null as exists`,
+      );
+      await check.end();
+      expect(rows[0].exists).toBe(true);
+    } finally {
+      await admin.query(`drop database if exists ${database} with (force)`);
+      await admin.end();
+    }
+  });
+});

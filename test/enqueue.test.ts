@@ -1,0 +1,157 @@
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { enqueue } from '../src/outbox/enqueue.js';
+import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { orderEvent } from './helpers/messages.js';
+
+let db: TestDatabase;
+let kysely: Kysely<unknown>;
+
+beforeAll(async () => {
+  db = await createTestDatabase('enqueue');
+  kysely = new Kysely<unknown>({
+    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: db.url, max: 2 }) }),
+  });
+});
+
+afterAll(async () => {
+  await kysely?.destroy();
+  await db?.drop();
+});
+
+beforeEach(async () => {
+  await db.pool.query(`truncate "${db.schema}".messages`);
+});
+
+async function rows(): Promise<Record<string, unknown>[]> {
+  const result = await db.pool.query(
+    `select id::text, message_id::text, tenant_id, ordering_key, exchange, routing_key, message_type,
+       convert_from(payload, 'UTF8') as payload, content_type, headers, attempts
+     from "${db.schema}".messages m order by m.id`,
+  );
+  return result.rows;
+}
+
+describe('enqueue', () => {
+  it("joins a Kysely transaction: the rows exist only if the caller's transaction commits", async () => {
+    await kysely.transaction().execute(async (trx) => {
+      await enqueue(trx, orderEvent('events', 'acme', 1), { schema: db.schema });
+    });
+    await expect(
+      kysely.transaction().execute(async (trx) => {
+        await enqueue(trx, orderEvent('events', 'acme', 2), { schema: db.schema });
+        throw new Error('business rule failed');
+      }),
+    ).rejects.toThrow('business rule failed');
+    expect((await rows()).map((r) => JSON.parse(String(r.payload)).seq)).toEqual([1]);
+  });
+
+  it("joins a pg client's transaction and stores every field of the message", async () => {
+    const client = await db.pool.connect();
+    try {
+      await client.query('begin');
+      const [inserted] = await enqueue(
+        client,
+        {
+          tenantId: 'acme',
+          exchange: 'events',
+          routingKey: 'orders.created',
+          type: 'order.created',
+          payload: { orderId: 42, total: '9.99' },
+          headers: { source: 'checkout', retries: 0, flags: ['a', 'b'] },
+          messageId: '0F3A2B4C-1D2E-4F50-8A6B-7C8D9E0F1A2B',
+          orderingKey: 'order-42',
+        },
+        { schema: db.schema },
+      );
+      await client.query('commit');
+      expect(inserted?.messageId).toBe('0f3a2b4c-1d2e-4f50-8a6b-7c8d9e0f1a2b');
+      expect(await rows()).toEqual([
+        {
+          id: inserted?.id,
+          message_id: '0f3a2b4c-1d2e-4f50-8a6b-7c8d9e0f1a2b',
+          tenant_id: 'acme',
+          ordering_key: 'order-42',
+          exchange: 'events',
+          routing_key: 'orders.created',
+          message_type: 'order.created',
+          payload: '{"orderId":42,"total":"9.99"}',
+          content_type: 'application/json',
+          headers: { source: 'checkout', retries: 0, flags: ['a', 'b'] },
+          attempts: 0,
+        },
+      ]);
+    } finally {
+      client.release();
+    }
+  });
+
+  it('inserts 1,000 messages in one call, returning ids and message ids in input order', async () => {
+    const messages = Array.from({ length: 1000 }, (_, i) => orderEvent('events', `t${i % 3}`, i));
+    const inserted = await kysely
+      .transaction()
+      .execute((trx) => enqueue(trx, messages, { schema: db.schema }));
+    expect(inserted).toHaveLength(1000);
+    const stored = await rows();
+    expect(stored.map((r) => r.id)).toEqual(inserted.map((r) => r.id));
+    expect(stored.map((r) => r.message_id)).toEqual(inserted.map((r) => r.messageId));
+    expect(stored.map((r) => JSON.parse(String(r.payload)).seq)).toEqual(messages.map((_, i) => i));
+    expect(new Set(inserted.map((r) => r.messageId)).size).toBe(1000);
+  });
+
+  it("accepts any executor shaped like a pg client (the application's own copy of pg)", async () => {
+    const client = await db.pool.connect();
+    try {
+      // Not an instance of our pg's Client: only the shape matters.
+      const foreign = { query: (config: pg.QueryConfig) => client.query(config) };
+      const [inserted] = await enqueue(foreign, orderEvent('events', 'acme', 1), {
+        schema: db.schema,
+      });
+      expect(inserted?.id).toMatch(/^\d+$/);
+      expect(await rows()).toHaveLength(1);
+    } finally {
+      client.release();
+    }
+  });
+
+  it('rejects something that is not an executor before doing anything', async () => {
+    await expect(enqueue({}, orderEvent('events', 'acme', 1))).rejects.toThrow(TypeError);
+    await expect(enqueue(null, orderEvent('events', 'acme', 1))).rejects.toThrow(
+      /Kysely instance or transaction/,
+    );
+  });
+
+  it('stores Buffer payloads as bytes with their content type', async () => {
+    const bytes = Buffer.from([0xde, 0xad, 0xbe, 0xef]);
+    await enqueue(
+      db.pool,
+      orderEvent('events', 'acme', 1, { payload: bytes, contentType: 'application/x-protobuf' }),
+      {
+        schema: db.schema,
+      },
+    );
+    const { rows: stored } = await db.pool.query(
+      `select payload, content_type from "${db.schema}".messages`,
+    );
+    expect(stored[0].payload.equals(bytes)).toBe(true);
+    expect(stored[0].content_type).toBe('application/x-protobuf');
+  });
+
+  it('sends a NOTIFY only when asked to', async () => {
+    const listener = new pg.Client({ connectionString: db.url });
+    await listener.connect();
+    const notified: string[] = [];
+    listener.on('notification', (n) => notified.push(n.channel));
+    await listener.query(`listen "${db.statements.notifyChannel}"`);
+    try {
+      await enqueue(db.pool, orderEvent('events', 'acme', 1), { schema: db.schema });
+      await enqueue(db.pool, orderEvent('events', 'acme', 2), { schema: db.schema, notify: true });
+      // A round trip on the listening connection delivers any notification already sent.
+      await listener.query('select 1');
+      expect(notified).toEqual([db.statements.notifyChannel]);
+    } finally {
+      await listener.end();
+    }
+  });
+});

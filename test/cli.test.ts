@@ -35,7 +35,8 @@ describe('outbox-relay as ops run it', () => {
     try {
       await waitFor(() => broker.received.length >= 10_000, '10,000 messages', 60_000);
       const remaining = async () =>
-        (await pool.query(`select count(*)::int as n from "${schema}".messages`)).rows[0].n as number;
+        (await pool.query(`select count(*)::int as n from "${schema}".messages`)).rows[0]
+          .n as number;
       await waitFor(async () => (await remaining()) === 0, 'the outbox to empty');
     } finally {
       relay.child.kill('SIGTERM');

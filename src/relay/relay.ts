@@ -205,13 +205,12 @@ export class Relay {
   /** Sleeps `ms`, but wakes at once when the relay stops (not on hints). */
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done() {
+      const done = () => {
         clearTimeout(timer);
-        self.interruptSleep = undefined;
+        this.interruptSleep = undefined;
         resolve();
-      }
+      };
+      const timer = setTimeout(done, ms);
       this.interruptSleep = done;
     });
   }
@@ -251,6 +250,9 @@ export class Relay {
         continue;
       }
       const batch = limit(() => this.publishAndSettle(rows)).catch((error: unknown) => {
+        // The outcome could not be recorded: the rows stay leased in the
+        // database until their lease expires, then they are published again.
+        for (const row of rows) this.leased.delete(row.id);
         this.deps.logger.error('batch failed', { error });
       });
       this.batches.add(batch);

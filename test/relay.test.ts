@@ -1,47 +1,30 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { enqueue } from '../src/outbox/enqueue.js';
-import { createTestBroker, type TestBroker } from './helpers/broker.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { useOutboxFixture } from './helpers/fixture.js';
 import { orderEvent } from './helpers/messages.js';
 import { createTestRelay } from './helpers/relay.js';
 import { waitFor } from './helpers/wait.js';
 
-let db: TestDatabase;
-let broker: TestBroker;
-
-beforeAll(async () => {
-  db = await createTestDatabase('relay');
-  broker = await createTestBroker('relay');
-});
-
-afterAll(async () => {
-  await broker?.close();
-  await db?.drop();
-});
-
-beforeEach(async () => {
-  await db.pool.query(`truncate "${db.schema}".messages`);
-  broker.received.length = 0;
-});
+const fixture = useOutboxFixture('relay', { resetEachTest: true });
 
 describe('Relay.runOnce', () => {
   it('publishes a committed row with its AMQP properties and deletes it once confirmed', async () => {
     const messageId = randomUUID();
     const [row] = await enqueue(
-      db.pool,
-      orderEvent(broker.exchange, 'acme', 1, {
+      fixture.db.pool,
+      orderEvent(fixture.broker.exchange, 'acme', 1, {
         messageId,
         headers: { source: 'checkout', attempt: 2 },
       }),
-      { schema: db.schema },
+      { schema: fixture.db.schema },
     );
-    const { relay, close } = await createTestRelay(db, broker.url);
+    const { relay, close } = await createTestRelay(fixture.db, fixture.broker.url);
     try {
       const result = await relay.runOnce();
       expect(result).toEqual({ claimed: 1, published: 1, held: 0, failed: 0, dead: 0 });
-      await waitFor(() => broker.received.length === 1, 'the message to arrive');
-      const got = broker.received[0];
+      await waitFor(() => fixture.broker.received.length === 1, 'the message to arrive');
+      const got = fixture.broker.received[0];
       expect(got?.messageId).toBe(messageId);
       expect(got?.routingKey).toBe('orders.acme');
       expect(JSON.parse(String(got?.body))).toEqual({ tenantId: 'acme', seq: 1 });
@@ -57,7 +40,7 @@ describe('Relay.runOnce', () => {
         'x-tenant-id': 'acme',
       });
       expect(row?.messageId).toBe(messageId);
-      expect(await db.counts()).toEqual({ pending: 0, leased: 0, published: 0, dead: 0 });
+      expect(await fixture.db.counts()).toEqual({ pending: 0, leased: 0, published: 0, dead: 0 });
     } finally {
       await close();
     }
@@ -66,29 +49,34 @@ describe('Relay.runOnce', () => {
   it('publishes Buffer payloads byte for byte with their content type', async () => {
     const bytes = Buffer.from([0, 1, 2, 250, 255]);
     await enqueue(
-      db.pool,
-      orderEvent(broker.exchange, 'acme', 1, { payload: bytes, contentType: 'application/x-bin' }),
+      fixture.db.pool,
+      orderEvent(fixture.broker.exchange, 'acme', 1, {
+        payload: bytes,
+        contentType: 'application/x-bin',
+      }),
       {
-        schema: db.schema,
+        schema: fixture.db.schema,
       },
     );
-    const { relay, close } = await createTestRelay(db, broker.url);
+    const { relay, close } = await createTestRelay(fixture.db, fixture.broker.url);
     try {
       await relay.runOnce();
-      await waitFor(() => broker.received.length === 1, 'the message to arrive');
-      expect(broker.received[0]?.body.equals(bytes)).toBe(true);
-      expect(broker.received[0]?.properties.contentType).toBe('application/x-bin');
+      await waitFor(() => fixture.broker.received.length === 1, 'the message to arrive');
+      expect(fixture.broker.received[0]?.body.equals(bytes)).toBe(true);
+      expect(fixture.broker.received[0]?.properties.contentType).toBe('application/x-bin');
     } finally {
       await close();
     }
   });
 
   it('does not publish rows of an uncommitted transaction, and publishes them after commit', async () => {
-    const client = await db.pool.connect();
-    const { relay, close } = await createTestRelay(db, broker.url);
+    const client = await fixture.db.pool.connect();
+    const { relay, close } = await createTestRelay(fixture.db, fixture.broker.url);
     try {
       await client.query('begin');
-      await enqueue(client, orderEvent(broker.exchange, 'acme', 1), { schema: db.schema });
+      await enqueue(client, orderEvent(fixture.broker.exchange, 'acme', 1), {
+        schema: fixture.db.schema,
+      });
       expect((await relay.runOnce()).claimed).toBe(0);
       await client.query('commit');
       expect((await relay.runOnce()).published).toBe(1);
@@ -100,18 +88,18 @@ describe('Relay.runOnce', () => {
 
   it('counts a message returned as unroutable as failed, not published, and backs it off', async () => {
     await enqueue(
-      db.pool,
-      orderEvent(broker.exchange, 'acme', 1, { routingKey: 'x', exchange: 'amq.direct' }),
+      fixture.db.pool,
+      orderEvent(fixture.broker.exchange, 'acme', 1, { routingKey: 'x', exchange: 'amq.direct' }),
       {
-        schema: db.schema,
+        schema: fixture.db.schema,
       },
     );
-    const { relay, close } = await createTestRelay(db, broker.url);
+    const { relay, close } = await createTestRelay(fixture.db, fixture.broker.url);
     try {
       const result = await relay.runOnce();
       expect(result).toMatchObject({ claimed: 1, published: 0, failed: 1 });
-      const { rows } = await db.pool.query(
-        `select attempts, last_error, available_at > now() as backed_off, claimed_by from "${db.schema}".messages`,
+      const { rows } = await fixture.db.pool.query(
+        `select attempts, last_error, available_at > now() as backed_off, claimed_by from "${fixture.db.schema}".messages`,
       );
       expect(rows[0]).toMatchObject({ attempts: 1, backed_off: true, claimed_by: null });
       expect(rows[0].last_error).toMatch(/returned by the broker .*NO_ROUTE/);
@@ -124,21 +112,21 @@ describe('Relay.runOnce', () => {
 
   it('fails only the messages for a missing exchange; the others on the channel are published', async () => {
     await enqueue(
-      db.pool,
+      fixture.db.pool,
       [
-        orderEvent(broker.exchange, 'acme', 1),
+        orderEvent(fixture.broker.exchange, 'acme', 1),
         orderEvent('no-such-exchange', 'globex', 1),
-        orderEvent(broker.exchange, 'initech', 1),
+        orderEvent(fixture.broker.exchange, 'initech', 1),
       ],
-      { schema: db.schema },
+      { schema: fixture.db.schema },
     );
-    const { relay, close } = await createTestRelay(db, broker.url, { channels: 1 });
+    const { relay, close } = await createTestRelay(fixture.db, fixture.broker.url, { channels: 1 });
     try {
       let published = 0;
       for (let i = 0; i < 5 && published < 2; i++) published += (await relay.runOnce()).published;
       expect(published).toBe(2);
-      const { rows } = await db.pool.query(
-        `select tenant_id, attempts, last_error from "${db.schema}".messages`,
+      const { rows } = await fixture.db.pool.query(
+        `select tenant_id, attempts, last_error from "${fixture.db.schema}".messages`,
       );
       expect(rows).toHaveLength(1);
       expect(rows[0]).toMatchObject({ tenant_id: 'globex', attempts: 1 });
@@ -149,16 +137,20 @@ describe('Relay.runOnce', () => {
   });
 
   it('marks a row dead after the configured number of attempts', async () => {
-    await enqueue(db.pool, orderEvent('amq.direct', 'acme', 1, { routingKey: 'nowhere' }), {
-      schema: db.schema,
+    await enqueue(fixture.db.pool, orderEvent('amq.direct', 'acme', 1, { routingKey: 'nowhere' }), {
+      schema: fixture.db.schema,
     });
-    const { relay, close } = await createTestRelay(db, broker.url, { maxAttempts: 2 });
+    const { relay, close } = await createTestRelay(fixture.db, fixture.broker.url, {
+      maxAttempts: 2,
+    });
     try {
       for (let attempt = 1; attempt <= 2; attempt++) {
-        await db.pool.query(`update "${db.schema}".messages set available_at = now()`);
+        await fixture.db.pool.query(
+          `update "${fixture.db.schema}".messages set available_at = now()`,
+        );
         expect((await relay.runOnce()).failed).toBe(1);
       }
-      expect(await db.counts()).toMatchObject({ pending: 0, dead: 1 });
+      expect(await fixture.db.counts()).toMatchObject({ pending: 0, dead: 1 });
       expect((await relay.runOnce()).claimed).toBe(0);
     } finally {
       await close();
@@ -166,17 +158,19 @@ describe('Relay.runOnce', () => {
   });
 
   it('makes rows claimable again when a lease expires (the relay that claimed them died)', async () => {
-    await enqueue(db.pool, orderEvent(broker.exchange, 'acme', 1), { schema: db.schema });
+    await enqueue(fixture.db.pool, orderEvent(fixture.broker.exchange, 'acme', 1), {
+      schema: fixture.db.schema,
+    });
     // A relay that claims and then "dies": it never publishes or settles.
-    await db.pool.query(
-      `update "${db.schema}".messages set claimed_by = $1, claimed_until = now() + interval '1 hour'`,
+    await fixture.db.pool.query(
+      `update "${fixture.db.schema}".messages set claimed_by = $1, claimed_until = now() + interval '1 hour'`,
       [randomUUID()],
     );
-    const { relay, close } = await createTestRelay(db, broker.url);
+    const { relay, close } = await createTestRelay(fixture.db, fixture.broker.url);
     try {
       expect((await relay.runOnce()).claimed).toBe(0);
-      await db.pool.query(
-        `update "${db.schema}".messages set claimed_until = now() - interval '1 second'`,
+      await fixture.db.pool.query(
+        `update "${fixture.db.schema}".messages set claimed_until = now() - interval '1 second'`,
       );
       expect((await relay.runOnce()).published).toBe(1);
     } finally {
@@ -185,11 +179,15 @@ describe('Relay.runOnce', () => {
   });
 
   it('keeps published rows for the retention period when one is configured', async () => {
-    await enqueue(db.pool, orderEvent(broker.exchange, 'acme', 1), { schema: db.schema });
-    const { relay, close } = await createTestRelay(db, broker.url, { retentionMs: 3_600_000 });
+    await enqueue(fixture.db.pool, orderEvent(fixture.broker.exchange, 'acme', 1), {
+      schema: fixture.db.schema,
+    });
+    const { relay, close } = await createTestRelay(fixture.db, fixture.broker.url, {
+      retentionMs: 3_600_000,
+    });
     try {
       expect((await relay.runOnce()).published).toBe(1);
-      expect(await db.counts()).toMatchObject({ pending: 0, published: 1 });
+      expect(await fixture.db.counts()).toMatchObject({ pending: 0, published: 1 });
       expect((await relay.runOnce()).claimed).toBe(0);
     } finally {
       await close();
@@ -197,24 +195,31 @@ describe('Relay.runOnce', () => {
   });
 
   it('interleaves tenants: a flooding tenant does not fill the whole batch', async () => {
-    const flood = Array.from({ length: 300 }, (_, i) => orderEvent(broker.exchange, 'flood', i));
-    await enqueue(db.pool, flood, { schema: db.schema });
+    const flood = Array.from({ length: 300 }, (_, i) =>
+      orderEvent(fixture.broker.exchange, 'flood', i),
+    );
+    await enqueue(fixture.db.pool, flood, { schema: fixture.db.schema });
     await enqueue(
-      db.pool,
-      [orderEvent(broker.exchange, 'small-a', 1), orderEvent(broker.exchange, 'small-b', 1)],
+      fixture.db.pool,
+      [
+        orderEvent(fixture.broker.exchange, 'small-a', 1),
+        orderEvent(fixture.broker.exchange, 'small-b', 1),
+      ],
       {
-        schema: db.schema,
+        schema: fixture.db.schema,
       },
     );
-    const { relay, close } = await createTestRelay(db, broker.url, { batchSize: 50 });
+    const { relay, close } = await createTestRelay(fixture.db, fixture.broker.url, {
+      batchSize: 50,
+    });
     try {
       // The small tenants' rows come after 300 flood rows, yet they ride in the first batch.
       const result = await relay.runOnce();
-      await waitFor(() => broker.received.length === result.published, 'the first batch');
-      const tenants = new Set(broker.received.map((m) => m.tenantId));
+      await waitFor(() => fixture.broker.received.length === result.published, 'the first batch');
+      const tenants = new Set(fixture.broker.received.map((m) => m.tenantId));
       expect(tenants).toEqual(new Set(['flood', 'small-a', 'small-b']));
       // Then the flood alone gets whole batches.
-      broker.received.length = 0;
+      fixture.broker.received.length = 0;
       expect((await relay.runOnce()).published).toBe(50);
     } finally {
       await close();
@@ -222,16 +227,18 @@ describe('Relay.runOnce', () => {
   });
 
   it('releases its leases on stop without counting an attempt', async () => {
-    await enqueue(db.pool, orderEvent(broker.exchange, 'acme', 1), { schema: db.schema });
-    const { relay, close } = await createTestRelay(db, broker.url);
+    await enqueue(fixture.db.pool, orderEvent(fixture.broker.exchange, 'acme', 1), {
+      schema: fixture.db.schema,
+    });
+    const { relay, close } = await createTestRelay(fixture.db, fixture.broker.url);
     try {
       // Claim through a second relay id to simulate rows leased mid-flight, then release.
-      await db.pool.query(
-        `update "${db.schema}".messages set claimed_by = $1, claimed_until = now() + interval '1 hour'`,
+      await fixture.db.pool.query(
+        `update "${fixture.db.schema}".messages set claimed_by = $1, claimed_until = now() + interval '1 hour'`,
         [randomUUID()],
       );
       await relay.releaseAll();
-      expect(await db.counts()).toMatchObject({ pending: 1, leased: 1 });
+      expect(await fixture.db.counts()).toMatchObject({ pending: 1, leased: 1 });
     } finally {
       await close();
     }

@@ -1,3 +1,4 @@
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestBroker, type TestBroker } from './helpers/broker.js';
@@ -108,6 +109,34 @@ describe('outbox-relay as ops run it', () => {
     );
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).not.toMatch(/secret|\n\s+at /);
+  });
+
+  it('gives up within the connect timeout when the database accepts TCP but never answers', async () => {
+    // A local server that takes the connection and stays silent, like a hung or firewalled host.
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    try {
+      const result = await runCli(
+        ['migrate', 'status'],
+        {
+          ...env,
+          DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/db`,
+          OUTBOX_CONNECT_TIMEOUT: '2s',
+        },
+        40_000,
+      );
+      expect(result.code).toBe(1);
+      expect(result.ms).toBeLessThan(30_000);
+      expect(result.stderr.trim()).toMatch(
+        /^outbox-relay: cannot connect to PostgreSQL at postgres:\/\/postgres@127\.0\.0\.1:\d+\/db: .*timeout/i,
+      );
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
   });
 
   it('run exits 1 with one clear line when the broker is unreachable', async () => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { enqueue } from '../src/outbox/enqueue.js';
-import { type ClaimParams, claimBatch } from '../src/outbox/queries.js';
+import { type ClaimParams, claimBatch, fetchPayloads } from '../src/outbox/queries.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { orderEvent } from './helpers/messages.js';
 
@@ -28,15 +28,20 @@ function params(relayId: string, change: Partial<ClaimParams> = {}): ClaimParams
     batchSize: 500,
     leaseMs: 60_000,
     pausedTenants: [],
+    resumeAfter: new Map(),
     ...change,
   };
 }
 
-async function seqs(
-  rows: { payload: Buffer; tenant_id: string }[],
-  tenant: string,
-): Promise<number[]> {
-  return rows.filter((r) => r.tenant_id === tenant).map((r) => JSON.parse(String(r.payload)).seq);
+/** The payload `seq` of each of `rows` belonging to `tenant`, in row order. */
+async function seqs(rows: { id: string; tenant_id: string }[], tenant: string): Promise<number[]> {
+  const mine = rows.filter((r) => r.tenant_id === tenant);
+  const payloads = await fetchPayloads(
+    db.pool,
+    db.statements,
+    mine.map((r) => r.id),
+  );
+  return mine.map((r) => JSON.parse(String(payloads.get(r.id))).seq);
 }
 
 describe('the claim', () => {
@@ -110,6 +115,8 @@ describe('the claim', () => {
           p.batchSize,
           p.leaseMs / 1000,
           p.pausedTenants,
+          [],
+          [],
         ],
       });
       const root = plan.rows[0]['QUERY PLAN'][0].Plan;

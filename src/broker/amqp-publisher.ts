@@ -25,6 +25,8 @@ export interface AmqpPublisherOptions {
   /** Shown in the broker's connection list. */
   connectionName: string;
   logger: Logger;
+  /** Observes each message's fate the moment it is known (latency measurement, metrics). */
+  onSettled?: (message: OutgoingMessage, result: PublishResult) => void;
 }
 
 function withHeartbeat(url: string, heartbeatMs: number): string {
@@ -60,7 +62,7 @@ export class AmqpPublisher implements Publisher {
     const window = Math.max(1, Math.ceil(options.maxInFlight / options.channels));
     this.lanes = Array.from(
       { length: options.channels },
-      () => new ConfirmLane(window, () => this.openChannel(), options.logger),
+      () => new ConfirmLane(window, () => this.openChannel(), options.logger, options.onSettled),
     );
   }
 

@@ -34,6 +34,7 @@ export class ConfirmLane {
     private readonly window: number,
     private readonly open: ChannelOpener,
     private readonly logger: Logger,
+    private readonly onSettled?: (message: OutgoingMessage, result: PublishResult) => void,
   ) {}
 
   /** Messages queued or unconfirmed on this lane. */
@@ -234,6 +235,7 @@ export class ConfirmLane {
   private settle(item: Pending, result: PublishResult): void {
     if (item.settled) return;
     item.settled = true;
+    this.onSettled?.(item.message, result);
     item.resolve(result);
   }
 }

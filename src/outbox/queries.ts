@@ -39,6 +39,7 @@ export interface OutboxStatements {
   readonly recordFailures: string;
   readonly deleteExpired: string;
   readonly readSequence: string;
+  readonly fetchPayloads: string;
 }
 
 function quoteIdent(name: string): string {
@@ -62,7 +63,8 @@ export function outboxStatements(schema: string): OutboxStatements {
       notified as (select pg_notify($10, ''))
       select inserted.id::text as id, inserted.message_id::text as message_id from inserted cross join notified`,
     // $1 relay id, $2 round-robin cursor (last tenant served), $3 most tenants to visit,
-    // $4 fewest rows to read per tenant, $5 batch size, $6 lease seconds, $7 paused tenants.
+    // $4 fewest rows to read per tenant, $5 batch size, $6 lease seconds, $7 paused tenants,
+    // $8/$9 tenants this relay has rows in flight for, and the highest such id of each.
     // The tenant probes read a heap column (created_at) on purpose: a plain
     // index scan marks the index entries of deleted rows dead as it passes
     // them, where an index-only scan would fetch them again on every claim.
@@ -89,7 +91,10 @@ export function outboxStatements(schema: string): OutboxStatements {
         where v.n < $3 and not (nx.wrapped and nx.tenant_id > $2)
       ),
       open_tenants as (
-        select tenant_id, n from visit where tenant_id <> all ($7::text[])
+        select v.tenant_id, v.n, coalesce(r.after_id, 0) as after_id
+        from visit v
+        left join unnest($8::text[], $9::bigint[]) as r (tenant_id, after_id) on r.tenant_id = v.tenant_id
+        where v.tenant_id <> all ($7::text[])
       ),
       share as (
         select greatest($4::int, ceil($5::numeric / greatest(count(*), 1)))::int as rows_per_tenant
@@ -102,10 +107,13 @@ export function outboxStatements(schema: string): OutboxStatements {
           select m.id, m.tenant_id, coalesce(m.ordering_key, m.tenant_id) as ordering_scope,
             (m.claimed_until is null or m.claimed_until < now()) and m.available_at <= now() as free
           from ${t} m
-          -- A range on tenant_id, not '=', and ordering by (tenant_id, id): only
-          -- messages_pending_idx serves this in order, so the planner can never
-          -- walk the primary key through other tenants' (or a paused tenant's) rows.
-          where m.tenant_id >= t.tenant_id and m.tenant_id <= t.tenant_id and ${pendingM}
+          -- A row comparison on (tenant_id, id) and ordering by both: only
+          -- messages_pending_idx serves this, so the planner can never walk the
+          -- primary key through other tenants' (or a paused tenant's) rows. The
+          -- scan starts after the rows this relay already has in flight for the
+          -- tenant ($8/$9), so it never re-reads them or the index entries of
+          -- rows it just deleted.
+          where (m.tenant_id, m.id) > (t.tenant_id, t.after_id) and m.tenant_id <= t.tenant_id and ${pendingM}
             and not (m.claimed_by is not distinct from $1 and m.claimed_until >= now())
           order by m.tenant_id, m.id
           limit (select rows_per_tenant from share)
@@ -135,8 +143,10 @@ export function outboxStatements(schema: string): OutboxStatements {
       where m.id = any (array(select id from picked))
         and coalesce(m.published_at, m.dead_at) is null
         and (m.claimed_until is null or m.claimed_until < now())
+      -- No payload here: the claim runs under the claim lock, so it returns only
+      -- what is small; each batch fetches its payloads afterwards (fetchPayloads).
       returning m.id::text as id, m.message_id::text as message_id, m.tenant_id, m.ordering_key,
-        m.exchange, m.routing_key, m.message_type, m.payload, m.content_type, m.headers,
+        m.exchange, m.routing_key, m.message_type, m.content_type, m.headers,
         m.created_at, m.attempts,
         (select p.tenant_id from picked p order by p.n desc limit 1) as next_cursor,
         (select more from saturation) as more`,
@@ -161,6 +171,8 @@ export function outboxStatements(schema: string): OutboxStatements {
         select id from ${t} where published_at < now() - $1 * interval '1 millisecond'
         order by published_at limit $2)`,
     readSequence: `select last_value::text as last_value, is_called from ${quoteIdent(schema)}.messages_id_seq`,
+    // Base64 is a third smaller on the wire than bytea's hex text, and decodes natively.
+    fetchPayloads: `select id::text as id, encode(payload, 'base64') as payload from ${t} where id = any ($1::bigint[])`,
   };
 }
 
@@ -224,7 +236,6 @@ export interface ClaimedRow {
   exchange: string;
   routing_key: string;
   message_type: string | null;
-  payload: Buffer;
   content_type: string;
   headers: Record<string, unknown>;
   created_at: Date;
@@ -245,6 +256,11 @@ export interface ClaimParams {
   batchSize: number;
   leaseMs: number;
   pausedTenants: readonly string[];
+  /**
+   * Per tenant, the highest id this relay has claimed and not yet settled:
+   * the claim continues after it. Omit a tenant to scan it from its oldest row.
+   */
+  resumeAfter: ReadonlyMap<string, string>;
 }
 
 /**
@@ -280,6 +296,8 @@ export async function claimBatch(
           params.batchSize,
           params.leaseMs / 1000,
           params.pausedTenants,
+          [...params.resumeAfter.keys()],
+          [...params.resumeAfter.values()],
         ],
       });
       await client.query('commit');
@@ -295,6 +313,23 @@ export async function claimBatch(
     // A connection that failed mid-transaction is discarded, not reused.
     client.release(broken instanceof Error ? broken : undefined);
   }
+}
+
+/**
+ * Reads the payloads of claimed rows, outside the claim lock. Rows deleted
+ * meanwhile (an operator purged them) are simply missing from the map.
+ */
+export async function fetchPayloads(
+  pool: pg.Pool,
+  statements: OutboxStatements,
+  ids: readonly string[],
+): Promise<Map<string, Buffer>> {
+  const result = await pool.query<{ id: string; payload: string }>({
+    name: `outbox_fetch_payloads_${statements.schema}`,
+    text: statements.fetchPayloads,
+    values: [ids],
+  });
+  return new Map(result.rows.map((row) => [row.id, Buffer.from(row.payload, 'base64')]));
 }
 
 /** Removes rows the broker confirmed (retention 0). */

@@ -18,7 +18,9 @@ import type { Logger } from '../log/logger.js';
 import {
   type ClaimedRow,
   claimBatch,
+  compareIds,
   deletePublished,
+  fetchPayloads,
   markPublished,
   type OutboxStatements,
   type PublishFailure,
@@ -26,7 +28,7 @@ import {
   releaseClaims,
 } from '../outbox/queries.js';
 import { type SqlExecutor, toSqlExecutor } from '../outbox/sql-executor.js';
-import type { OutgoingMessage, Publisher } from './publisher.js';
+import type { OutgoingMessage, Publisher, PublishResult } from './publisher.js';
 import type { TenantGate } from './tenant-gate.js';
 import { WakeSignal } from './wake-signal.js';
 
@@ -80,7 +82,13 @@ function addResults(a: PassResult, b: PassResult): PassResult {
   };
 }
 
-function toOutgoing(row: ClaimedRow): OutgoingMessage {
+/** A batch's place in the publish order: wait for `ready`, enqueue, then call `done`. */
+interface PublishTurn {
+  ready: Promise<void>;
+  done: () => void;
+}
+
+function toOutgoing(row: ClaimedRow, content: Buffer): OutgoingMessage {
   return {
     id: row.id,
     messageId: row.message_id,
@@ -88,7 +96,7 @@ function toOutgoing(row: ClaimedRow): OutgoingMessage {
     orderingScope: row.ordering_key ?? row.tenant_id,
     exchange: row.exchange,
     routingKey: row.routing_key,
-    content: row.payload,
+    content,
     contentType: row.content_type,
     type: row.message_type ?? undefined,
     timestamp: Math.floor(row.created_at.getTime() / 1000),
@@ -107,6 +115,9 @@ export class Relay {
   private readonly batches = new Set<Promise<unknown>>();
   private totals: PassResult = { ...EMPTY };
   private interruptSleep: (() => void) | undefined;
+  private lastTurn: Promise<void> = Promise.resolve();
+  /** Per tenant: rows claimed and not yet settled, the highest of their ids, and whether all went well. */
+  private readonly inFlight = new Map<string, { rows: number; maxId: string; clean: boolean }>();
 
   constructor(
     private readonly options: RelayOptions,
@@ -125,7 +136,21 @@ export class Relay {
   async runOnce(): Promise<PassResult> {
     const rows = await this.claim();
     if (rows.length === 0) return { ...EMPTY };
-    return this.publishAndSettle(rows);
+    return this.publishAndSettle(rows, this.takePublishTurn());
+  }
+
+  /**
+   * Reserves the next place in the publish order. Called right after each
+   * claim, so batches reach the publisher in claim order even though each
+   * fetches its payloads concurrently with the others.
+   */
+  private takePublishTurn(): PublishTurn {
+    const ready = this.lastTurn;
+    let done: () => void = () => undefined;
+    this.lastTurn = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    return { ready, done };
   }
 
   /**
@@ -249,10 +274,11 @@ export class Relay {
         await this.wake.wait(this.options.pollIntervalMs);
         continue;
       }
-      const batch = limit(() => this.publishAndSettle(rows)).catch((error: unknown) => {
+      const turn = this.takePublishTurn();
+      const batch = limit(() => this.publishAndSettle(rows, turn)).catch((error: unknown) => {
         // The outcome could not be recorded: the rows stay leased in the
         // database until their lease expires, then they are published again.
-        for (const row of rows) this.leased.delete(row.id);
+        this.landed(rows, new Set(rows.map((row) => row.id)));
         this.deps.logger.error('batch failed', { error });
       });
       this.batches.add(batch);
@@ -261,6 +287,29 @@ export class Relay {
         // Caught up: sleep until a hint arrives (or the full poll).
         await this.wake.wait(this.options.pollIntervalMs);
       }
+    }
+  }
+
+  /** Where the next claim continues each tenant this relay has rows in flight for. */
+  private resumeAfter(): Map<string, string> {
+    const resume = new Map<string, string>();
+    for (const [tenant, flight] of this.inFlight)
+      if (flight.clean) resume.set(tenant, flight.maxId);
+    return resume;
+  }
+
+  /**
+   * Forgets settled rows. A tenant with a failed or held row is scanned from
+   * its oldest row again, so the claim sees that row and keeps its key blocked.
+   */
+  private landed(rows: readonly ClaimedRow[], unsettled: ReadonlySet<string>): void {
+    for (const row of rows) {
+      this.leased.delete(row.id);
+      const flight = this.inFlight.get(row.tenant_id);
+      if (!flight) continue;
+      flight.rows -= 1;
+      if (unsettled.has(row.id)) flight.clean = false;
+      if (flight.rows <= 0) this.inFlight.delete(row.tenant_id);
     }
   }
 
@@ -273,19 +322,52 @@ export class Relay {
       batchSize: this.options.batchSize,
       leaseMs: this.options.leaseMs,
       pausedTenants: this.deps.gate.pausedTenants(),
+      resumeAfter: this.resumeAfter(),
     });
-    for (const row of rows) this.leased.add(row.id);
+    for (const row of rows) {
+      this.leased.add(row.id);
+      const flight = this.inFlight.get(row.tenant_id);
+      if (flight) {
+        flight.rows += 1;
+        if (compareIds(row.id, flight.maxId) > 0) flight.maxId = row.id;
+      } else {
+        this.inFlight.set(row.tenant_id, { rows: 1, maxId: row.id, clean: true });
+      }
+    }
     // Next claim starts after the last tenant served: tenants take turns.
     this.cursor = rows[0]?.next_cursor ?? '';
     return rows;
   }
 
-  private async publishAndSettle(rows: readonly ClaimedRow[]): Promise<PassResult> {
-    // Check the gate again right before publishing: a flip takes effect within one batch.
-    const held = rows.filter((row) => this.deps.gate.isPaused(row.tenant_id));
-    const toPublish =
-      held.length === 0 ? rows : rows.filter((row) => !this.deps.gate.isPaused(row.tenant_id));
-    const results = await this.deps.publisher.publish(toPublish.map(toOutgoing));
+  private async publishAndSettle(
+    claimed: readonly ClaimedRow[],
+    turn: PublishTurn,
+  ): Promise<PassResult> {
+    let rows: readonly ClaimedRow[] = claimed;
+    let held: ClaimedRow[] = [];
+    let toPublish: readonly ClaimedRow[] = [];
+    let sent: Promise<PublishResult[]>;
+    try {
+      const payloads = await fetchPayloads(
+        this.deps.pool,
+        this.deps.statements,
+        claimed.map((row) => row.id),
+      );
+      // A row deleted since the claim (purged by an operator) is simply gone.
+      rows = claimed.filter((row) => payloads.has(row.id));
+      await turn.ready;
+      // Check the gate again right before publishing: a flip takes effect within one batch.
+      held = rows.filter((row) => this.deps.gate.isPaused(row.tenant_id));
+      toPublish =
+        held.length === 0 ? rows : rows.filter((row) => !this.deps.gate.isPaused(row.tenant_id));
+      // publish() enqueues synchronously; only then may the next batch enqueue.
+      sent = this.deps.publisher.publish(
+        toPublish.map((row) => toOutgoing(row, payloads.get(row.id) as Buffer)),
+      );
+    } finally {
+      turn.done();
+    }
+    const results = await sent;
 
     const published: string[] = [];
     const failures: PublishFailure[] = [];
@@ -306,7 +388,7 @@ export class Relay {
       failures,
       held.map((row) => row.id),
     );
-    for (const row of rows) this.leased.delete(row.id);
+    this.landed(claimed, new Set([...failures.map((f) => f.id), ...held.map((row) => row.id)]));
     const counted = failures.filter((f) => f.countsAsAttempt);
     if (counted.length > 0) {
       this.deps.logger.warn('messages failed to publish; will retry with backoff', {

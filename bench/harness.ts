@@ -1,0 +1,268 @@
+/**
+ * Shared machinery of the benchmark: a database of its own, a queue of a
+ * given type with a consumer draining it, server-side backlog generation, the
+ * relay spawned as ops run it, and process resource sampling.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import amqp, { type Channel, type ChannelModel } from 'amqplib';
+import pg from 'pg';
+import { migrateUp } from '../src/schema/migrator.js';
+
+/** Where the benchmark runs. */
+export interface BenchEnv {
+  adminUrl: string;
+  databaseUrl: string;
+  amqpUrl: string;
+  pool: pg.Pool;
+  amqp: ChannelModel;
+}
+
+const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+export const EXCHANGE = 'outbox-bench';
+export const PAYLOAD_BYTES = 1024;
+
+/** Creates (afresh) the database `outbox_bench` and connects to it and the broker. */
+export async function openBenchEnv(adminUrl: string, amqpUrl: string): Promise<BenchEnv> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query('drop database if exists outbox_bench with (force)');
+  await admin.query('create database outbox_bench');
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = '/outbox_bench';
+  const databaseUrl = url.toString();
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 40 });
+  pool.on('error', () => undefined);
+  const connection = await amqp.connect(amqpUrl);
+  connection.on('error', () => undefined);
+  return { adminUrl, databaseUrl, amqpUrl, pool, amqp: connection };
+}
+
+/** Drops the bench database and closes connections. */
+export async function closeBenchEnv(env: BenchEnv): Promise<void> {
+  await env.pool.end();
+  await env.amqp.close().catch(() => undefined);
+  const admin = new pg.Client({ connectionString: env.adminUrl });
+  await admin.connect();
+  await admin.query('drop database if exists outbox_bench with (force)');
+  await admin.end();
+}
+
+/** A fresh, migrated outbox schema. */
+export async function freshSchema(env: BenchEnv, schema: string): Promise<void> {
+  await env.pool.query(`drop schema if exists "${schema}" cascade`);
+  await migrateUp(env.pool, schema);
+}
+
+/** A durable queue of one type bound to the durable bench exchange, and a consumer counting arrivals. */
+export interface DrainedQueue {
+  name: string;
+  routingKey: string;
+  /** Arrival times (ms, performance.now()) in order. */
+  arrivals: number[];
+  /** Message ids in arrival order (only when asked to keep them). */
+  ids: string[];
+  onMessage?: (messageId: string, at: number) => void;
+  reset(): void;
+  /** Resolves when `count` messages have arrived since the last reset. */
+  waitFor(count: number, timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Declares `name` as a `type` queue, binds it, and drains it with a no-ack consumer. */
+export async function drainedQueue(
+  env: BenchEnv,
+  name: string,
+  type: 'classic' | 'quorum',
+  keepIds = false,
+): Promise<DrainedQueue> {
+  const channel: Channel = await env.amqp.createChannel();
+  channel.on('error', () => undefined);
+  await channel.assertExchange(EXCHANGE, 'direct', { durable: true });
+  await channel.deleteQueue(name).catch(() => undefined);
+  const setup = await env.amqp.createChannel();
+  setup.on('error', () => undefined);
+  await setup.assertQueue(name, { durable: true, arguments: { 'x-queue-type': type } });
+  await setup.bindQueue(name, EXCHANGE, name);
+  await setup.close();
+  const queue: DrainedQueue = {
+    name,
+    routingKey: name,
+    arrivals: [],
+    ids: [],
+    reset() {
+      queue.arrivals.length = 0;
+      queue.ids.length = 0;
+    },
+    async waitFor(count, timeoutMs) {
+      const deadline = performance.now() + timeoutMs;
+      while (queue.arrivals.length < count) {
+        if (performance.now() > deadline) {
+          throw new Error(
+            `${name}: only ${queue.arrivals.length} of ${count} messages arrived in ${timeoutMs} ms`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    },
+    async close() {
+      await channel.deleteQueue(name).catch(() => undefined);
+      await channel.close().catch(() => undefined);
+    },
+  };
+  // Quorum queues reject no-ack consumers with prefetch semantics the same way; acks are cheap enough.
+  await channel.prefetch(2000);
+  await channel.consume(
+    name,
+    (message) => {
+      if (!message) return;
+      const at = performance.now();
+      queue.arrivals.push(at);
+      const id = String(message.properties.messageId);
+      if (keepIds) queue.ids.push(id);
+      queue.onMessage?.(id, at);
+    },
+    { noAck: true },
+  );
+  return queue;
+}
+
+/** A 1 KiB JSON payload, as SQL building it server-side for row `g`. */
+function payloadSql(bytes: number): string {
+  // {"seq":g,"tenant":"…","data":"xxx…"} padded to about `bytes` bytes.
+  return `convert_to(json_build_object('seq', g, 'tenant', 'tenant-' || (g % $2), 'data', repeat('x', ${Math.max(0, bytes - 60)}))::text, 'UTF8')`;
+}
+
+/**
+ * Inserts `count` pending rows for `tenants` tenants (round-robin) in one
+ * statement per million, generated in the server. `tenantOf` overrides the
+ * tenant expression (SQL over `g`).
+ */
+export async function insertBacklog(
+  env: BenchEnv,
+  schema: string,
+  routingKey: string,
+  count: number,
+  options: { tenants: number; payloadBytes?: number; tenantSql?: string; startAt?: number },
+): Promise<void> {
+  const step = 1_000_000;
+  const start = options.startAt ?? 0;
+  for (let from = start; from < start + count; from += step) {
+    const to = Math.min(start + count, from + step) - 1;
+    await env.pool.query(
+      `insert into "${schema}".messages (tenant_id, exchange, routing_key, message_type, payload)
+       select ${options.tenantSql ?? `'tenant-' || (g % $2)`}, $3, $4, 'bench.event', ${payloadSql(options.payloadBytes ?? PAYLOAD_BYTES)}
+       from generate_series($1::int, $5::int) g`,
+      [from, options.tenants, EXCHANGE, routingKey, to],
+    );
+  }
+}
+
+/** Extra node arguments for every spawned relay (e.g. --cpu-prof); set by bench.ts. */
+export let relayNodeArgs: string[] = [];
+
+/** Sets {@link relayNodeArgs}. */
+export function setRelayNodeArgs(args: string[]): void {
+  relayNodeArgs = args;
+}
+
+/** A relay process started as ops would: `outbox-relay run`. */
+export interface RelayProcess {
+  child: ChildProcess;
+  pid: number;
+  stop(): Promise<number | null>;
+}
+
+/** Spawns `outbox-relay run` against the bench database. */
+export function spawnRelay(
+  env: BenchEnv,
+  schema: string,
+  extraEnv: Record<string, string> = {},
+  nodeArgs: string[] = relayNodeArgs,
+): RelayProcess {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'run'], {
+    env: {
+      PATH: process.env.PATH,
+      DATABASE_URL: env.databaseUrl,
+      AMQP_URL: env.amqpUrl,
+      OUTBOX_SCHEMA: schema,
+      LOG_LEVEL: 'error',
+      ...extraEnv,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('close', (code) => resolve(code)),
+  );
+  return {
+    child,
+    pid: child.pid ?? -1,
+    async stop() {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+/** Resident set size of a process in MiB, from /proc. */
+export function rssMiB(pid: number): number | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const match = /VmRSS:\s+(\d+) kB/.exec(status);
+    return match ? Number(match[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds (user + system) a process and its threads have used, from /proc. */
+export function cpuSeconds(pid: number): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return ticks / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Pids of processes whose command line contains `needle` (e.g. postgres, beam.smp). */
+export function pidsMatching(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSafe('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmd.includes(needle)) pids.push(Number(entry));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return pids;
+}
+
+function readdirSafe(path: string): string[] {
+  try {
+    return readdirSync(path);
+  } catch {
+    return [];
+  }
+}
+
+/** The `p`th percentile (0–100) of `values`, nearest rank. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank] as number;
+}
+
+/** Messages per second over the arrivals window (first to last arrival). */
+export function arrivalRate(arrivals: readonly number[]): number {
+  if (arrivals.length < 2) return 0;
+  const first = arrivals[0] as number;
+  const last = arrivals[arrivals.length - 1] as number;
+  return ((arrivals.length - 1) * 1000) / (last - first);
+}

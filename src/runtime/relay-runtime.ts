@@ -1,0 +1,156 @@
+/**
+ * The composition root of a running relay: connects PostgreSQL and RabbitMQ,
+ * wires the relay to its publisher, tenant gate and wake-up sources, and
+ * stops it all in order. `outbox-relay run` and the benchmark both use it.
+ */
+import { randomUUID } from 'node:crypto';
+import { AmqpPublisher, connectionName } from '../broker/amqp-publisher.js';
+import type { Config } from '../config.js';
+import { NotifyListener } from '../db/notify-listener.js';
+import { checkDatabase, createPool } from '../db/pool.js';
+import { OutboxError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { outboxStatements, readSequence } from '../outbox/queries.js';
+import type { OutgoingMessage, PublishResult } from '../relay/publisher.js';
+import { Relay } from '../relay/relay.js';
+import { RetentionCleaner } from '../relay/retention-cleaner.js';
+import { SequenceWatcher } from '../relay/sequence-watcher.js';
+import { WakeSignal } from '../relay/wake-signal.js';
+import { allowAllTenants } from '../tenants/allow-all-gate.js';
+
+/** A connected relay, ready to `start()` (loop) or `drain()` (once). */
+export interface RelayRuntime {
+  relayId: string;
+  relay: Relay;
+  /** Starts the wake-up sources, the retention clean-up and the relay loop. */
+  start(): Promise<void>;
+  /** Stops claiming, waits (bounded) for confirms, releases leases, closes everything. */
+  stop(): Promise<void>;
+  /** Closes connections without stopping a loop (after `drain()`). */
+  close(): Promise<void>;
+}
+
+/** Options of {@link openRelayRuntime}. */
+export interface RelayRuntimeOptions {
+  logger: Logger;
+  relayId?: string;
+  /** Observes each message's fate (ack, nack, return) as soon as it is known. */
+  onSettled?: (message: OutgoingMessage, result: PublishResult) => void;
+}
+
+/**
+ * Connects to the database and the broker and builds the relay. Fails with
+ * one clear OutboxError if either cannot be reached or the schema is missing.
+ */
+export async function openRelayRuntime(
+  config: Config,
+  options: RelayRuntimeOptions,
+): Promise<RelayRuntime> {
+  const { logger } = options;
+  const relayId = options.relayId ?? randomUUID();
+  const statements = outboxStatements(config.schema);
+  const pool = createPool({
+    url: config.databaseUrl,
+    max: config.batchesInFlight + 3,
+    connectTimeoutMs: config.connectTimeoutMs,
+    applicationName: `outbox-relay ${relayId}`,
+    onError: (error) => logger.warn('idle database connection failed', { error }),
+  });
+  let publisher: AmqpPublisher | undefined;
+  try {
+    await checkDatabase(pool, config.databaseUrl);
+    const table = await pool.query<{ exists: boolean }>(
+      'select to_regclass($1) is not null as exists',
+      [`"${config.schema}".messages`],
+    );
+    if (!table.rows[0]?.exists) {
+      throw new OutboxError(
+        'DATABASE_UNAVAILABLE',
+        `the outbox table ${config.schema}.messages does not exist: run \`outbox-relay migrate up\` first`,
+      );
+    }
+    publisher = await AmqpPublisher.connect({
+      url: config.amqpUrl,
+      channels: config.channels,
+      maxInFlight: config.maxInFlight,
+      heartbeatMs: config.heartbeatMs,
+      connectTimeoutMs: config.connectTimeoutMs,
+      connectionName: connectionName(relayId),
+      logger,
+      ...(options.onSettled ? { onSettled: options.onSettled } : {}),
+    });
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw error;
+  }
+  const connected = publisher;
+
+  logger.warn('no tenant flag source configured: every tenant is enabled');
+  const gate = allowAllTenants();
+  const wake = new WakeSignal();
+  const relay = new Relay(
+    {
+      relayId,
+      batchSize: config.batchSize,
+      batchesInFlight: config.batchesInFlight,
+      tenantsPerClaim: config.tenantsPerClaim,
+      leaseMs: config.leaseMs,
+      retentionMs: config.retentionMs,
+      maxAttempts: config.maxAttempts,
+      pollIntervalMs: config.pollIntervalMs,
+      shutdownTimeoutMs: config.shutdownTimeoutMs,
+    },
+    { pool, statements, publisher: connected, gate, logger, wake },
+  );
+  const watcher = new SequenceWatcher(
+    () => readSequence(pool, statements),
+    wake,
+    config.wakeIntervalMs,
+    logger,
+  );
+  const listener = config.listen
+    ? new NotifyListener({
+        url: config.databaseUrl,
+        channel: statements.notifyChannel,
+        connectTimeoutMs: config.connectTimeoutMs,
+        onNotify: () => wake.ring(),
+        logger,
+      })
+    : undefined;
+  const cleaner = new RetentionCleaner(pool, statements, config.retentionMs, 60_000, logger);
+  const unsubscribe = gate.onChange(() => wake.ring());
+
+  const close = async () => {
+    unsubscribe();
+    await gate.close();
+    // The relay's stop() already waited for confirms within the shutdown timeout.
+    await connected.close(0);
+    await pool.end().catch(() => undefined);
+  };
+
+  return {
+    relayId,
+    relay,
+    async start() {
+      watcher.start();
+      await listener?.start();
+      cleaner.start();
+      relay.start();
+      logger.info('relay started', {
+        relayId,
+        schema: config.schema,
+        batchSize: config.batchSize,
+        channels: config.channels,
+      });
+    },
+    async stop() {
+      watcher.stop();
+      await listener?.stop();
+      await cleaner.stop();
+      await relay.stop();
+      await close();
+      logger.info('relay stopped', { ...relay.stats() });
+    },
+    close,
+  };
+}

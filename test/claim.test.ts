@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { enqueue } from '../src/outbox/enqueue.js';
 import { type ClaimParams, claimBatch, fetchPayloads } from '../src/outbox/queries.js';
@@ -151,5 +152,63 @@ describe('the claim', () => {
     }
     // 99,000 more held rows may not cost more than noise: nothing walks them.
     expect(large.buffers).toBeLessThan(small.buffers * 1.2 + 50);
+  });
+
+  it('turns JIT off inside its own transaction, where a large backlog would make the plan pay for it', async () => {
+    await enqueue(db.pool, orderEvent('x', 'acme', 1), { schema: db.schema });
+    // jit_above_cost=0 makes every plan "expensive enough", as millions of rows do.
+    const pool = new pg.Pool({
+      connectionString: db.url,
+      max: 1,
+      options: '-c jit=on -c jit_above_cost=0',
+    });
+    try {
+      const jitAvailable = (await pool.query('select pg_jit_available() as ok')).rows[0]
+        .ok as boolean;
+      if (jitAvailable) {
+        // Without the relay's setting, the claim's plan is JIT-compiled.
+        const client = await pool.connect();
+        try {
+          await client.query('begin');
+          const plan = await client.query({
+            text: `explain (analyze, format json) ${db.statements.claim}`,
+            values: [randomUUID(), '', 100, 10, 500, 60, [], [], []],
+          });
+          await client.query('rollback');
+          expect(plan.rows[0]['QUERY PLAN'][0].JIT).toBeDefined();
+        } finally {
+          client.release();
+        }
+      }
+      // claimBatch sends, inside its transaction and before the claim, a setting that turns JIT off.
+      const sent: string[] = [];
+      const spy = {
+        connect: async () => {
+          const client = await pool.connect();
+          const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+          (client as unknown as { query: (...args: unknown[]) => unknown }).query = (
+            ...args: unknown[]
+          ) => {
+            const [config] = args;
+            sent.push(
+              typeof config === 'string' ? config : String((config as { text: string }).text),
+            );
+            return query(...args);
+          };
+          return client;
+        },
+      } as unknown as pg.Pool;
+      expect(await claimBatch(spy, db.statements, params(randomUUID()))).toHaveLength(1);
+      const jitOff = sent.findIndex((text) => /set_config\('jit', 'off', true\)/.test(text));
+      const claim = sent.indexOf(db.statements.claim);
+      expect(sent[0]).toMatch(/^begin/);
+      expect(jitOff).toBeGreaterThan(0);
+      expect(claim).toBeGreaterThan(jitOff);
+      expect(sent.at(-1)).toBe('commit');
+      // Transaction-local: the session keeps its own setting.
+      expect((await pool.query(`select current_setting('jit') as jit`)).rows[0].jit).toBe('on');
+    } finally {
+      await pool.end();
+    }
   });
 });

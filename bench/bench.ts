@@ -1,0 +1,269 @@
+/**
+ * `npm run bench`: measures outbox-relay against the broker's own limit and a
+ * naive relay, in one run, on the local PostgreSQL and RabbitMQ.
+ *
+ *   npm run bench                    full run (about 10 minutes)
+ *   npm run bench -- --quick         smaller sizes (under 2 minutes)
+ *   npm run bench -- --json          also print the results as JSON
+ *   npm run bench -- --only latency,write-path
+ *   npm run bench -- --update-docs   write the results into docs/benchmarks.md
+ *   npm run bench -- --cpu-prof      profile every spawned relay (.bench/profiles)
+ *
+ * BENCH_DATABASE_URL (an admin connection; the bench creates and drops the
+ * database outbox_bench) and BENCH_AMQP_URL default to the local services.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { parseArgs } from 'node:util';
+import { measureBacklog } from './backlog.js';
+import { closeBenchEnv, openBenchEnv, setRelayNodeArgs } from './harness.js';
+import { measureLatency } from './latency.js';
+import { measureHorizontal, measureMemory } from './resources.js';
+import { measureNaive, measureThroughput } from './throughput.js';
+import { measureWritePath } from './write-path.js';
+
+const SCENARIOS = [
+  'throughput',
+  'naive',
+  'latency',
+  'write-path',
+  'backlog',
+  'memory',
+  'horizontal',
+] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean' },
+    json: { type: 'boolean' },
+    only: { type: 'string' },
+    'update-docs': { type: 'boolean' },
+    'cpu-prof': { type: 'boolean' },
+  },
+});
+const quick = values.quick === true;
+const only = new Set((values.only ?? SCENARIOS.join(',')).split(',').map((s) => s.trim()));
+for (const name of only) {
+  if (!SCENARIOS.includes(name as Scenario)) {
+    process.stderr.write(`bench: unknown scenario '${name}' (known: ${SCENARIOS.join(', ')})\n`);
+    process.exit(2);
+  }
+}
+const sizes = quick
+  ? {
+      throughput: 20_000,
+      naive: 5_000,
+      latencySeconds: 5,
+      writeSeconds: 1.5,
+      enqueueCalls: 5,
+      backlog: 1_000_000,
+      sample: 20_000,
+      memory: 100_000,
+      horizontal: 30_000,
+    }
+  : {
+      throughput: 200_000,
+      naive: 20_000,
+      latencySeconds: 20,
+      writeSeconds: 4,
+      enqueueCalls: 20,
+      backlog: 10_000_000,
+      sample: 100_000,
+      memory: 1_000_000,
+      horizontal: 200_000,
+    };
+
+if (values['cpu-prof']) {
+  mkdirSync('.bench/profiles', { recursive: true });
+  setRelayNodeArgs(['--cpu-prof', '--cpu-prof-dir=.bench/profiles']);
+}
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+/** One line of the results table. */
+interface Row {
+  metric: string;
+  value: string;
+  target: string;
+  ok: boolean | undefined;
+}
+
+const rows: Row[] = [];
+const results: Record<string, unknown> = {};
+const add = (metric: string, value: string, target = '', ok: boolean | undefined = undefined) =>
+  rows.push({ metric, value, target, ok });
+const int = (n: number) => Math.round(n).toLocaleString('en-US');
+const ms = (n: number) => `${n.toFixed(2)} ms`;
+const pct = (n: number) => `${(100 * n).toFixed(0)}%`;
+
+const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const amqpUrl = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const started = performance.now();
+const env = await openBenchEnv(adminUrl, amqpUrl).catch((error: unknown) => {
+  process.stderr.write(
+    `bench: cannot reach PostgreSQL (${adminUrl}) or RabbitMQ (${amqpUrl}): ${error instanceof Error ? error.message : String(error)}\n`,
+  );
+  process.exit(1);
+});
+
+const machine = {
+  cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`,
+  memoryGiB: Math.round(totalmem() / 2 ** 30),
+  node: process.version,
+  postgres: String((await env.pool.query('show server_version')).rows[0]?.server_version),
+  rabbitmq: String(
+    (env.amqp as unknown as { connection: { serverProperties: { version?: string } } }).connection
+      .serverProperties.version,
+  ),
+};
+results.machine = machine;
+results.mode = quick ? 'quick' : 'full';
+log(
+  `outbox-relay bench (${quick ? 'quick' : 'full'}) on ${machine.cpus}, ${machine.memoryGiB} GiB, Node ${machine.node}, PostgreSQL ${machine.postgres}, RabbitMQ ${machine.rabbitmq}`,
+);
+
+try {
+  let relayClassic: number | undefined;
+  if (only.has('throughput')) {
+    log(
+      `\nthroughput: ${int(sizes.throughput)} persistent 1 KiB messages, durable exchange → durable queue, drained`,
+    );
+    for (const type of ['classic', 'quorum'] as const) {
+      const r = await measureThroughput(env, type, sizes.throughput, log);
+      results[`throughput_${type}`] = r;
+      if (type === 'classic') relayClassic = r.relay;
+      add(`raw amqplib confirmed publish, ${type} (msg/s)`, int(r.raw));
+      add(`outbox-relay end to end, ${type} (msg/s)`, int(r.relay));
+      add(`relay / raw, ${type}`, r.ratio.toFixed(2), '≥ 0.80', r.ratio >= 0.8);
+    }
+  }
+  if (only.has('naive')) {
+    log(`\nnaive relay: ${int(sizes.naive)} messages`);
+    const r = await measureNaive(env, sizes.naive, log);
+    results.naive = r;
+    add('naive relay, classic (msg/s)', int(r.naive));
+    if (relayClassic !== undefined) {
+      const ratio = relayClassic / r.naive;
+      add('outbox-relay / naive relay', `${ratio.toFixed(1)}×`, '≥ 5×', ratio >= 5);
+    }
+  }
+  if (only.has('latency')) {
+    log('\nlatency: 1,000 events/s offered by 8 writers');
+    const r = await measureLatency(
+      env,
+      { rate: 1000, writers: 8, seconds: sizes.latencySeconds },
+      log,
+    );
+    results.latency = r;
+    add('commit → broker ack p50', ms(r.p50), '≤ 5 ms', r.p50 <= 5);
+    add('commit → broker ack p99', ms(r.p99), '≤ 25 ms', r.p99 <= 25);
+  }
+  if (only.has('write-path')) {
+    log('\nwrite path: insert an order, with and without one enqueue (no relay running)');
+    const r = await measureWritePath(
+      env,
+      { seconds: sizes.writeSeconds, enqueueCalls: sizes.enqueueCalls },
+      log,
+    );
+    results.writePath = r;
+    for (const writers of ['1', '32']) {
+      const added = r.addedP50[writers] ?? Number.NaN;
+      add(`added p50 time of one enqueue, ${writers} writer(s)`, pct(added), '≤ 10%', added <= 0.1);
+    }
+    add(
+      'commit throughput with outbox / without, 32 writers',
+      r.throughputRatio32.toFixed(2),
+      '≥ 0.90',
+      r.throughputRatio32 >= 0.9,
+    );
+    add(
+      '… with the opt-in writer NOTIFY',
+      r.throughputRatio32Notify.toFixed(2),
+      '(for comparison)',
+    );
+    add('enqueue of 1,000 messages in one call, p50', ms(r.enqueue1000P50Ms));
+  }
+  if (only.has('backlog')) {
+    log(`\nbig backlog: ${int(sizes.backlog)} pending rows against ${int(sizes.sample)}`);
+    const r = await measureBacklog(env, { largeRows: sizes.backlog, sample: sizes.sample }, log);
+    results.backlog = r;
+    add('claim of 500 rows at 10k pending (server time)', ms(r.claimMsSmall));
+    add(
+      `claim of 500 rows at ${int(r.largeRows)} pending`,
+      ms(r.claimMsLarge),
+      'O(batch)',
+      r.claimMsLarge <= 2 * r.claimMsSmall + 1,
+    );
+    add(
+      `relay rate, ${int(r.largeRows)} pending / small backlog`,
+      r.ratio.toFixed(2),
+      '≥ 0.90',
+      r.ratio >= 0.9,
+    );
+  }
+  if (only.has('memory')) {
+    log(`\nmemory: relay RSS while draining ${int(sizes.memory)} rows`);
+    const r = await measureMemory(env, sizes.memory, log);
+    results.memory = r;
+    add(
+      `relay RSS max while draining ${int(r.rows)} rows`,
+      `${r.maxMiB.toFixed(0)} MiB`,
+      '< 200 MiB',
+      r.maxMiB < 200,
+    );
+    add(
+      'relay RSS, second tenth → last tenth',
+      `${r.earlyMiB.toFixed(0)} → ${r.lateMiB.toFixed(0)} MiB`,
+      'flat',
+      r.lateMiB <= r.earlyMiB * 1.2 + 5,
+    );
+  }
+  if (only.has('horizontal')) {
+    log(`\nhorizontal: 1, 2 and 3 relays on one database, ${int(sizes.horizontal)} rows each`);
+    const runs = await measureHorizontal(env, sizes.horizontal, log);
+    results.horizontal = runs;
+    for (const run of runs) {
+      add(
+        `${run.relays} relay(s) (msg/s; CPU of 2 cores: relays / postgres / rabbitmq)`,
+        `${int(run.rate)}; ${pct(run.cpu.relays)} / ${pct(run.cpu.postgres)} / ${pct(run.cpu.rabbitmq)}, machine ${pct(run.machineBusy)} busy`,
+      );
+    }
+  }
+} finally {
+  await closeBenchEnv(env);
+}
+
+const seconds = (performance.now() - started) / 1000;
+results.seconds = seconds;
+const table = [
+  '| Metric | Value | Target | |',
+  '| --- | --- | --- | --- |',
+  ...rows.map(
+    (r) =>
+      `| ${r.metric} | ${r.value} | ${r.target} | ${r.ok === undefined ? '' : r.ok ? 'met' : '**missed**'} |`,
+  ),
+].join('\n');
+process.stdout.write(`\n${table}\n\nfinished in ${seconds.toFixed(0)} s\n`);
+if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+mkdirSync('.bench', { recursive: true });
+writeFileSync('.bench/results.json', `${JSON.stringify(results, null, 2)}\n`);
+
+if (values['update-docs']) {
+  const file = 'docs/benchmarks.md';
+  const start = '<!-- bench-results:start -->';
+  const end = '<!-- bench-results:end -->';
+  const text = readFileSync(file, 'utf8');
+  const from = text.indexOf(start);
+  const to = text.indexOf(end);
+  if (from < 0 || to < from) throw new Error(`${file} has no ${start} … ${end} markers`);
+  const block = [
+    '',
+    `Run of ${new Date().toISOString().slice(0, 10)} (\`npm run bench${quick ? ' -- --quick' : ''}\`, ${seconds.toFixed(0)} s) on ${machine.cpus}, ${machine.memoryGiB} GiB RAM; Node ${machine.node}, PostgreSQL ${machine.postgres}, RabbitMQ ${machine.rabbitmq}; everything on the one machine.`,
+    '',
+    table,
+    '',
+  ].join('\n');
+  writeFileSync(file, `${text.slice(0, from + start.length)}\n${block}\n${text.slice(to)}`);
+  log(`wrote ${file}`);
+}

@@ -1,0 +1,131 @@
+/**
+ * Commit-to-publish latency at a steady offered load: writers commit business
+ * transactions that enqueue one event each, at a fixed rate; the time from
+ * each COMMIT returning to the broker's ack of that message is recorded.
+ * The relay runs in this process (the same runtime `outbox-relay run` uses)
+ * so both instants come from one clock.
+ */
+import pg from 'pg';
+import { loadConfig } from '../src/config.js';
+import { silentLogger } from '../src/log/logger.js';
+import { enqueue } from '../src/outbox/enqueue.js';
+import { openRelayRuntime } from '../src/runtime/relay-runtime.js';
+import { type BenchEnv, drainedQueue, EXCHANGE, freshSchema, percentile } from './harness.js';
+import { benchPayload } from './raw-publisher.js';
+
+/** Latencies in milliseconds. */
+export interface LatencyResult {
+  offeredPerSecond: number;
+  writers: number;
+  seconds: number;
+  events: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+/** Ensures the business table the writers insert into exists. */
+export async function ensureOrdersTable(env: BenchEnv): Promise<void> {
+  await env.pool.query(
+    `create table if not exists bench_orders (
+       id bigserial primary key, customer text not null, total numeric not null,
+       created_at timestamptz not null default now())`,
+  );
+}
+
+/** Runs `writers` writers offering `rate` events per second in total for `seconds`. */
+export async function measureLatency(
+  env: BenchEnv,
+  options: { rate: number; writers: number; seconds: number },
+  log: (line: string) => void,
+): Promise<LatencyResult> {
+  const schema = 'bench_latency';
+  await freshSchema(env, schema);
+  await ensureOrdersTable(env);
+  const queue = await drainedQueue(env, 'outbox-bench-latency', 'classic');
+  const committedAt = new Map<string, number>();
+  const ackedAt = new Map<string, number>();
+  const config = loadConfig({
+    DATABASE_URL: env.databaseUrl,
+    AMQP_URL: env.amqpUrl,
+    OUTBOX_SCHEMA: schema,
+  });
+  const runtime = await openRelayRuntime(config, {
+    logger: silentLogger,
+    onSettled: (message, result) => {
+      if (result.ok) ackedAt.set(message.messageId, performance.now());
+    },
+  });
+  await runtime.start();
+  const clients: pg.Client[] = [];
+  try {
+    for (let i = 0; i < options.writers; i++) {
+      const client = new pg.Client({ connectionString: env.databaseUrl });
+      client.on('error', () => undefined);
+      await client.connect();
+      clients.push(client);
+    }
+    const interval = (1000 * options.writers) / options.rate;
+    const start = performance.now() + 100;
+    const end = start + options.seconds * 1000;
+    await Promise.all(
+      clients.map(async (client, w) => {
+        // Writer w fires at start + w * (interval / writers) + k * interval: evenly spread arrivals.
+        for (let k = 0; ; k++) {
+          const due = start + (w * interval) / options.writers + k * interval;
+          if (due >= end) return;
+          const wait = due - performance.now();
+          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+          await client.query('begin');
+          await client.query('insert into bench_orders (customer, total) values ($1, $2)', [
+            `c${w}`,
+            k,
+          ]);
+          const [row] = await enqueue(
+            client,
+            {
+              tenantId: `tenant-${(w * 7 + k) % 100}`,
+              exchange: EXCHANGE,
+              routingKey: queue.routingKey,
+              type: 'order.created',
+              payload: benchPayload(k, 100),
+              contentType: 'application/json',
+            },
+            { schema },
+          );
+          await client.query('commit');
+          if (row) committedAt.set(row.messageId, performance.now());
+        }
+      }),
+    );
+    const deadline = performance.now() + 30_000;
+    while (ackedAt.size < committedAt.size && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    await runtime.stop();
+    for (const client of clients) await client.end().catch(() => undefined);
+    await queue.close();
+  }
+  // The first second warms up connections and plans; it is not counted.
+  const warm = [...committedAt.entries()].slice(Math.ceil(options.rate));
+  const latencies = warm.map(([id, at]) =>
+    Math.max(0, (ackedAt.get(id) ?? Number.POSITIVE_INFINITY) - at),
+  );
+  const result: LatencyResult = {
+    offeredPerSecond: options.rate,
+    writers: options.writers,
+    seconds: options.seconds,
+    events: latencies.length,
+    p50: percentile(latencies, 50),
+    p90: percentile(latencies, 90),
+    p99: percentile(latencies, 99),
+    max: percentile(latencies, 100),
+  };
+  log(
+    `  commit → broker ack at ${options.rate}/s from ${options.writers} writers: p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms (${result.events} events)`,
+  );
+  await env.pool.query(`drop schema "${schema}" cascade`);
+  return result;
+}

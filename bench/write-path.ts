@@ -1,0 +1,144 @@
+/**
+ * What the outbox costs the application's write path: the same business
+ * transaction (insert an order) with and without one enqueue, and with the
+ * opt-in writer-side NOTIFY, at 1 and 32 concurrent writers; and one enqueue
+ * of 1,000 messages. No relay runs meanwhile: this isolates the writers' cost
+ * from the CPU a relay on the same two cores would take.
+ */
+import pg from 'pg';
+import { enqueue } from '../src/outbox/enqueue.js';
+import type { OutboxMessage } from '../src/outbox/message.js';
+import { type BenchEnv, EXCHANGE, freshSchema, percentile } from './harness.js';
+import { ensureOrdersTable } from './latency.js';
+import { benchPayload } from './raw-publisher.js';
+
+/** One configuration's figures. */
+export interface WritePathRun {
+  mode: 'plain' | 'outbox' | 'outbox+notify';
+  writers: number;
+  transactionsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+/** All configurations plus the ratios the issue asks for. */
+export interface WritePathResult {
+  runs: WritePathRun[];
+  /** (p50 with outbox − p50 without) / p50 without, per writer count. */
+  addedP50: Record<string, number>;
+  /** Throughput with the outbox / without, at 32 writers; and with NOTIFY. */
+  throughputRatio32: number;
+  throughputRatio32Notify: number;
+  enqueue1000P50Ms: number;
+}
+
+const SCHEMA = 'bench_write';
+
+function event(k: number): OutboxMessage {
+  return {
+    tenantId: `tenant-${k % 100}`,
+    exchange: EXCHANGE,
+    routingKey: 'orders',
+    type: 'order.created',
+    payload: benchPayload(k, 100),
+    contentType: 'application/json',
+  };
+}
+
+async function run(
+  env: BenchEnv,
+  mode: WritePathRun['mode'],
+  writers: number,
+  seconds: number,
+): Promise<WritePathRun> {
+  const clients: pg.Client[] = [];
+  for (let i = 0; i < writers; i++) {
+    const client = new pg.Client({ connectionString: env.databaseUrl });
+    client.on('error', () => undefined);
+    await client.connect();
+    clients.push(client);
+  }
+  const latencies: number[] = [];
+  const end = performance.now() + seconds * 1000;
+  try {
+    await Promise.all(
+      clients.map(async (client, w) => {
+        for (let k = 0; performance.now() < end; k++) {
+          const started = performance.now();
+          await client.query('begin');
+          await client.query('insert into bench_orders (customer, total) values ($1, $2)', [
+            `c${w}`,
+            k,
+          ]);
+          if (mode !== 'plain')
+            await enqueue(client, event(k), { schema: SCHEMA, notify: mode === 'outbox+notify' });
+          await client.query('commit');
+          latencies.push(performance.now() - started);
+        }
+      }),
+    );
+  } finally {
+    for (const client of clients) await client.end().catch(() => undefined);
+  }
+  return {
+    mode,
+    writers,
+    transactionsPerSecond: latencies.length / seconds,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+  };
+}
+
+/** Measures every configuration, interleaved so drift hits all alike. */
+export async function measureWritePath(
+  env: BenchEnv,
+  options: { seconds: number; enqueueCalls: number },
+  log: (line: string) => void,
+): Promise<WritePathResult> {
+  await freshSchema(env, SCHEMA);
+  await ensureOrdersTable(env);
+  const runs: WritePathRun[] = [];
+  for (const writers of [1, 32]) {
+    for (const mode of ['plain', 'outbox', 'outbox+notify'] as const) {
+      const result = await run(env, mode, writers, options.seconds);
+      runs.push(result);
+      log(
+        `  ${mode.padEnd(13)} ${String(writers).padStart(2)} writers: ${Math.round(result.transactionsPerSecond)} tx/s, p50 ${result.p50Ms.toFixed(2)} ms`,
+      );
+    }
+  }
+  const find = (mode: WritePathRun['mode'], writers: number) =>
+    runs.find((r) => r.mode === mode && r.writers === writers) as WritePathRun;
+  const addedP50: Record<string, number> = {};
+  for (const writers of [1, 32]) {
+    addedP50[String(writers)] = find('outbox', writers).p50Ms / find('plain', writers).p50Ms - 1;
+  }
+
+  const client = new pg.Client({ connectionString: env.databaseUrl });
+  await client.connect();
+  const thousand = Array.from({ length: 1000 }, (_, k) => event(k));
+  const calls: number[] = [];
+  try {
+    for (let i = 0; i < options.enqueueCalls; i++) {
+      await client.query('begin');
+      const started = performance.now();
+      await enqueue(client, thousand, { schema: SCHEMA });
+      calls.push(performance.now() - started);
+      await client.query('commit');
+    }
+  } finally {
+    await client.end();
+  }
+  const enqueue1000P50Ms = percentile(calls, 50);
+  log(`  enqueue of 1,000 messages in one call: p50 ${enqueue1000P50Ms.toFixed(1)} ms`);
+  await env.pool.query(`drop schema "${SCHEMA}" cascade`);
+  return {
+    runs,
+    addedP50,
+    throughputRatio32:
+      find('outbox', 32).transactionsPerSecond / find('plain', 32).transactionsPerSecond,
+    throughputRatio32Notify:
+      find('outbox+notify', 32).transactionsPerSecond / find('plain', 32).transactionsPerSecond,
+    enqueue1000P50Ms,
+  };
+}

@@ -73,8 +73,7 @@ export function outboxStatements(schema: string): OutboxStatements {
       notified as (select pg_notify($10, ''))
       select inserted.id::text as id, inserted.message_id::text as message_id from inserted cross join notified`,
     // $1 relay id, $2 round-robin cursor (last tenant served), $3 most tenants to visit,
-    // $4 fewest rows to read per tenant, $5 batch size, $6 lease seconds, $7 paused tenants,
-    // $8/$9 tenants this relay has rows in flight for, and the highest such id of each.
+    // $4 fewest rows to read per tenant, $5 batch size, $6 lease seconds, $7 paused tenants.
     // The tenant probes read a heap column (created_at) on purpose: a plain
     // index scan marks the index entries of deleted rows dead as it passes
     // them, where an index-only scan would fetch them again on every claim.
@@ -101,10 +100,7 @@ export function outboxStatements(schema: string): OutboxStatements {
         where v.n < $3 and not (nx.wrapped and nx.tenant_id > $2)
       ),
       open_tenants as (
-        select v.tenant_id, v.n, coalesce(r.after_id, 0) as after_id
-        from visit v
-        left join unnest($8::text[], $9::bigint[]) as r (tenant_id, after_id) on r.tenant_id = v.tenant_id
-        where v.tenant_id <> all ($7::text[])
+        select tenant_id, n from visit where tenant_id <> all ($7::text[])
       ),
       share as (
         select greatest($4::int, ceil($5::numeric / greatest(count(*), 1)))::int as rows_per_tenant
@@ -117,13 +113,13 @@ export function outboxStatements(schema: string): OutboxStatements {
           select m.id, m.tenant_id, coalesce(m.ordering_key, m.tenant_id) as ordering_scope,
             (m.claimed_until is null or m.claimed_until < now()) and m.available_at <= now() as free
           from ${t} m
-          -- A row comparison on (tenant_id, id) and ordering by both: only
+          -- A range on tenant_id and ordering by (tenant_id, id): only
           -- messages_pending_idx serves this, so the planner can never walk the
-          -- primary key through other tenants' (or a paused tenant's) rows. The
-          -- scan starts after the rows this relay already has in flight for the
-          -- tenant ($8/$9), so it never re-reads them or the index entries of
-          -- rows it just deleted.
-          where (m.tenant_id, m.id) > (t.tenant_id, t.after_id) and m.tenant_id <= t.tenant_id and ${pendingM}
+          -- primary key through other tenants' (or a paused tenant's) rows.
+          -- Every claim starts at the tenant's oldest pending row, never after
+          -- a remembered id: a lower id can commit after a higher one, and a
+          -- cursor past it would skip it.
+          where m.tenant_id >= t.tenant_id and m.tenant_id <= t.tenant_id and ${pendingM}
             and not (m.claimed_by is not distinct from $1 and m.claimed_until >= now())
           order by m.tenant_id, m.id
           limit (select rows_per_tenant from share)
@@ -287,11 +283,6 @@ export interface ClaimParams {
   batchSize: number;
   leaseMs: number;
   pausedTenants: readonly string[];
-  /**
-   * Per tenant, the highest id this relay has claimed and not yet settled:
-   * the claim continues after it. Omit a tenant to scan it from its oldest row.
-   */
-  resumeAfter: ReadonlyMap<string, string>;
 }
 
 /**
@@ -330,8 +321,6 @@ export async function claimBatch(
           params.batchSize,
           params.leaseMs / 1000,
           params.pausedTenants,
-          [...params.resumeAfter.keys()],
-          [...params.resumeAfter.values()],
         ],
       });
       await client.query('commit');

@@ -18,7 +18,6 @@ import type { Logger } from '../log/logger.js';
 import {
   type ClaimedRow,
   claimBatch,
-  compareIds,
   deletePublished,
   fetchPayloads,
   markPublished,
@@ -116,8 +115,6 @@ export class Relay {
   private totals: PassResult = { ...EMPTY };
   private interruptSleep: (() => void) | undefined;
   private lastTurn: Promise<void> = Promise.resolve();
-  /** Per tenant: rows claimed and not yet settled, the highest of their ids, and whether all went well. */
-  private readonly inFlight = new Map<string, { rows: number; maxId: string; clean: boolean }>();
 
   constructor(
     private readonly options: RelayOptions,
@@ -278,7 +275,7 @@ export class Relay {
       const batch = limit(() => this.publishAndSettle(rows, turn)).catch((error: unknown) => {
         // The outcome could not be recorded: the rows stay leased in the
         // database until their lease expires, then they are published again.
-        this.landed(rows, new Set(rows.map((row) => row.id)));
+        this.landed(rows);
         this.deps.logger.error('batch failed', { error });
       });
       this.batches.add(batch);
@@ -290,27 +287,9 @@ export class Relay {
     }
   }
 
-  /** Where the next claim continues each tenant this relay has rows in flight for. */
-  private resumeAfter(): Map<string, string> {
-    const resume = new Map<string, string>();
-    for (const [tenant, flight] of this.inFlight)
-      if (flight.clean) resume.set(tenant, flight.maxId);
-    return resume;
-  }
-
-  /**
-   * Forgets settled rows. A tenant with a failed or held row is scanned from
-   * its oldest row again, so the claim sees that row and keeps its key blocked.
-   */
-  private landed(rows: readonly ClaimedRow[], unsettled: ReadonlySet<string>): void {
-    for (const row of rows) {
-      this.leased.delete(row.id);
-      const flight = this.inFlight.get(row.tenant_id);
-      if (!flight) continue;
-      flight.rows -= 1;
-      if (unsettled.has(row.id)) flight.clean = false;
-      if (flight.rows <= 0) this.inFlight.delete(row.tenant_id);
-    }
+  /** Forgets the leases of rows whose batch has ended, however it ended. */
+  private landed(rows: readonly ClaimedRow[]): void {
+    for (const row of rows) this.leased.delete(row.id);
   }
 
   private async claim(): Promise<ClaimedRow[]> {
@@ -322,18 +301,8 @@ export class Relay {
       batchSize: this.options.batchSize,
       leaseMs: this.options.leaseMs,
       pausedTenants: this.deps.gate.pausedTenants(),
-      resumeAfter: this.resumeAfter(),
     });
-    for (const row of rows) {
-      this.leased.add(row.id);
-      const flight = this.inFlight.get(row.tenant_id);
-      if (flight) {
-        flight.rows += 1;
-        if (compareIds(row.id, flight.maxId) > 0) flight.maxId = row.id;
-      } else {
-        this.inFlight.set(row.tenant_id, { rows: 1, maxId: row.id, clean: true });
-      }
-    }
+    for (const row of rows) this.leased.add(row.id);
     // Next claim starts after the last tenant served: tenants take turns.
     this.cursor = rows[0]?.next_cursor ?? '';
     return rows;
@@ -388,7 +357,7 @@ export class Relay {
       failures,
       held.map((row) => row.id),
     );
-    this.landed(claimed, new Set([...failures.map((f) => f.id), ...held.map((row) => row.id)]));
+    this.landed(claimed);
     const counted = failures.filter((f) => f.countsAsAttempt);
     if (counted.length > 0) {
       this.deps.logger.warn('messages failed to publish; will retry with backoff', {

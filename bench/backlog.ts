@@ -39,7 +39,7 @@ async function claimMs(env: BenchEnv, schema: string): Promise<number> {
       await client.query("select set_config('jit', 'off', true)");
       const { rows } = await client.query({
         text: `explain (analyze, format json) ${statements.claim}`,
-        values: ['00000000-0000-0000-0000-000000000001', '', 100, 10, 500, 60, []],
+        values: ['00000000-0000-0000-0000-000000000001', '', 100, 10, 500, 60, [], []],
       });
       await client.query('rollback');
       times.push(rows[0]['QUERY PLAN'][0]['Execution Time'] as number);

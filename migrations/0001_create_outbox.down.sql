@@ -1,1 +1,2 @@
+drop table tenant_leases;
 drop table messages;

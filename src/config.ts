@@ -178,7 +178,7 @@ export const SETTINGS = {
     env: 'OUTBOX_BATCH_SIZE',
     flag: 'batch-size',
     scope: 'relay',
-    default: '500',
+    default: '1000',
     description: 'Most rows claimed by one claim statement',
     parse: integer(1, 10_000),
   }),

@@ -70,7 +70,7 @@ describe('outbox-relay as ops run it', () => {
     expect(main.stdout).toMatch(/outbox-relay migrate up\|down\|status/);
     const run = await runCli(['run', '--help']);
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/--batch-size <value>\s+OUTBOX_BATCH_SIZE \(default 500\)/);
+    expect(run.stdout).toMatch(/--batch-size <value>\s+OUTBOX_BATCH_SIZE \(default 1000\)/);
     expect(run.stdout).toMatch(/--once/);
     const migrate = await runCli(['migrate', '--help']);
     expect(migrate.stdout).toMatch(/DATABASE_URL/);

@@ -40,7 +40,8 @@ describe('Relay.runOnce', () => {
         'x-tenant-id': 'acme',
       });
       expect(row?.messageId).toBe(messageId);
-      expect(await fixture.db.counts()).toEqual({ pending: 0, leased: 0, published: 0, dead: 0 });
+      // The relay keeps its tenant lease until it stops (or the lease expires).
+      expect(await fixture.db.counts()).toEqual({ pending: 0, leased: 1, published: 0, dead: 0 });
     } finally {
       await close();
     }
@@ -99,9 +100,9 @@ describe('Relay.runOnce', () => {
       const result = await relay.runOnce();
       expect(result).toMatchObject({ claimed: 1, published: 0, failed: 1 });
       const { rows } = await fixture.db.pool.query(
-        `select attempts, last_error, available_at > now() as backed_off, claimed_by from "${fixture.db.schema}".messages`,
+        `select attempts, last_error, available_at > now() as backed_off from "${fixture.db.schema}".messages`,
       );
-      expect(rows[0]).toMatchObject({ attempts: 1, backed_off: true, claimed_by: null });
+      expect(rows[0]).toMatchObject({ attempts: 1, backed_off: true });
       expect(rows[0].last_error).toMatch(/returned by the broker .*NO_ROUTE/);
       // Backed off: not claimable again right away.
       expect((await relay.runOnce()).claimed).toBe(0);
@@ -157,22 +158,28 @@ describe('Relay.runOnce', () => {
     }
   });
 
-  it('makes rows claimable again when a lease expires (the relay that claimed them died)', async () => {
+  it('leaves a tenant leased to another relay alone, and takes it over when that lease expires', async () => {
     await enqueue(fixture.db.pool, orderEvent(fixture.broker.exchange, 'acme', 1), {
       schema: fixture.db.schema,
     });
-    // A relay that claims and then "dies": it never publishes or settles.
+    // Another relay holds acme (and then "dies": it never publishes or renews).
     await fixture.db.pool.query(
-      `update "${fixture.db.schema}".messages set claimed_by = $1, claimed_until = now() + interval '1 hour'`,
+      `insert into "${fixture.db.schema}".tenant_leases (tenant_id, relay_id, leased_until)
+       values ('acme', $1, now() + interval '1 hour')`,
       [randomUUID()],
     );
     const { relay, close } = await createTestRelay(fixture.db, fixture.broker.url);
     try {
       expect((await relay.runOnce()).claimed).toBe(0);
       await fixture.db.pool.query(
-        `update "${fixture.db.schema}".messages set claimed_until = now() - interval '1 second'`,
+        `update "${fixture.db.schema}".tenant_leases set leased_until = now() - interval '1 second'`,
       );
       expect((await relay.runOnce()).published).toBe(1);
+      const { rows } = await fixture.db.pool.query(
+        `select relay_id from "${fixture.db.schema}".tenant_leases`,
+      );
+      expect(rows).toHaveLength(1);
+      expect(rows[0].relay_id).not.toBeNull();
     } finally {
       await close();
     }
@@ -226,21 +233,26 @@ describe('Relay.runOnce', () => {
     }
   });
 
-  it('releases its leases on stop without counting an attempt', async () => {
+  it('gives back its tenant leases on stop, so another relay can take over at once', async () => {
     await enqueue(fixture.db.pool, orderEvent(fixture.broker.exchange, 'acme', 1), {
       schema: fixture.db.schema,
     });
-    const { relay, close } = await createTestRelay(fixture.db, fixture.broker.url);
+    const first = await createTestRelay(fixture.db, fixture.broker.url);
+    const second = await createTestRelay(fixture.db, fixture.broker.url);
     try {
-      // Claim through a second relay id to simulate rows leased mid-flight, then release.
-      await fixture.db.pool.query(
-        `update "${fixture.db.schema}".messages set claimed_by = $1, claimed_until = now() + interval '1 hour'`,
-        [randomUUID()],
-      );
-      await relay.releaseAll();
-      expect(await fixture.db.counts()).toMatchObject({ pending: 1, leased: 1 });
+      expect((await first.relay.runOnce()).published).toBe(1);
+      expect(await fixture.db.counts()).toMatchObject({ pending: 0, leased: 1 });
+      await enqueue(fixture.db.pool, orderEvent(fixture.broker.exchange, 'acme', 2), {
+        schema: fixture.db.schema,
+      });
+      // acme is leased to the first relay: the second one may not take it yet.
+      expect((await second.relay.runOnce()).claimed).toBe(0);
+      await first.relay.stop();
+      expect(await fixture.db.counts()).toMatchObject({ pending: 1, leased: 0 });
+      expect((await second.relay.runOnce()).published).toBe(1);
     } finally {
-      await close();
+      await first.close();
+      await second.close();
     }
   });
 });

@@ -4,11 +4,11 @@
  *
  * The row's life — see docs/architecture.md for the diagram:
  *
- *   pending ──claim──▶ claimed (lease: claimed_by, claimed_until)
+ *   pending ──claim──▶ in flight at one relay (its tenant is leased to that relay)
  *      ▲                 │  broker ack ──▶ published (deleted, or kept for retention)
  *      │                 │  nack/return ─▶ pending again at available_at (attempts + 1)
  *      │                 │               └▶ dead after max attempts
- *      └──lease expiry───┘  (relay died) / released on shutdown
+ *      └─ lease expiry ──┘  (the relay died) or released on shutdown
  *
  * A paused tenant's rows stay pending: the claim skips the tenant in SQL.
  *
@@ -16,10 +16,14 @@
  * - Claims are serialised by a transaction-scoped advisory lock per schema, and
  *   the claim statement runs after the lock is taken, so its snapshot sees
  *   every earlier claim's leases.
- * - Within one tenant, a row is claimed only when every earlier pending row of
- *   its ordering key is free (unleased, available) or leased by this relay: a
- *   key is never published by two relays at once, and never out of id order
- *   while nothing fails.
+ * - A tenant is leased to one relay at a time (tenant_leases): no other relay
+ *   claims its rows until the lease is released or expires, so no row is
+ *   published twice and one tenant's rows go out in id order while nothing fails.
+ * - The relay that holds a tenant passes the ids it has in flight; the claim
+ *   skips exactly those. It never resumes "after" an id: a lower id can commit
+ *   after a higher one, and a cursor past it would skip it.
+ * - Within a tenant, a row is claimed only when every earlier pending row of
+ *   its ordering key is available (not backing off after a failure).
  */
 import type pg from 'pg';
 import type { EncodedMessage } from './message.js';
@@ -29,7 +33,7 @@ import type { SqlExecutor } from './sql-executor.js';
 export interface OutboxStatements {
   readonly schema: string;
   readonly notifyChannel: string;
-  readonly claimLockKey: string;
+  readonly beginClaim: string;
   readonly insert: string;
   readonly insertAndNotify: string;
   readonly insertOne: string;
@@ -37,7 +41,8 @@ export interface OutboxStatements {
   readonly claim: string;
   readonly deletePublished: string;
   readonly markPublished: string;
-  readonly release: string;
+  readonly releaseLeases: string;
+  readonly sweepLeases: string;
   readonly recordFailures: string;
   readonly deleteExpired: string;
   readonly readSequence: string;
@@ -51,6 +56,7 @@ function quoteIdent(name: string): string {
 /** Builds the statements for the outbox in `schema` (a validated identifier). */
 export function outboxStatements(schema: string): OutboxStatements {
   const t = `${quoteIdent(schema)}.messages`;
+  const leases = `${quoteIdent(schema)}.tenant_leases`;
   const insertColumns =
     'message_id, tenant_id, ordering_key, exchange, routing_key, message_type, payload, content_type, headers';
   const unnest =
@@ -59,7 +65,13 @@ export function outboxStatements(schema: string): OutboxStatements {
   return {
     schema,
     notifyChannel: `outbox_relay_${schema}`,
-    claimLockKey: `outbox-relay:claim:${schema}`,
+    // Read committed, whatever the database default: the claim statement must
+    // take its snapshot after the lock, which only this isolation level does.
+    // JIT off for the transaction: at a few million pending rows the claim's
+    // estimated cost crosses jit_above_cost, and compiling its plan took ~0.5 s
+    // per claim against ~6 ms to run it (measured at 1M rows).
+    beginClaim: `begin isolation level read committed;
+      select pg_advisory_xact_lock(hashtextextended('outbox-relay:claim:${schema}', 0)), set_config('jit', 'off', true)`,
     insert: `insert into ${t} (${insertColumns}) ${unnest} returning id::text as id, message_id::text as message_id`,
     // One message, the common case: plain VALUES, so the payload travels as a
     // binary parameter (pg sends bytea[] elements as hex text).
@@ -99,8 +111,13 @@ export function outboxStatements(schema: string): OutboxStatements {
         ) nx
         where v.n < $3 and not (nx.wrapped and nx.tenant_id > $2)
       ),
+      -- Tenants nobody else holds: unleased, leased to this relay, or expired.
       open_tenants as (
-        select tenant_id, n from visit where tenant_id <> all ($7::text[])
+        select v.tenant_id, v.n
+        from visit v
+        left join ${leases} l on l.tenant_id = v.tenant_id
+        where v.tenant_id <> all ($7::text[])
+          and (l.tenant_id is null or l.relay_id = $1 or l.leased_until < now())
       ),
       share as (
         select greatest($4::int, ceil($5::numeric / greatest(count(*), 1)))::int as rows_per_tenant
@@ -111,7 +128,7 @@ export function outboxStatements(schema: string): OutboxStatements {
         from open_tenants t
         cross join lateral (
           select m.id, m.tenant_id, coalesce(m.ordering_key, m.tenant_id) as ordering_scope,
-            (m.claimed_until is null or m.claimed_until < now()) and m.available_at <= now() as free
+            m.available_at <= now() as free
           from ${t} m
           -- A range on tenant_id and ordering by (tenant_id, id): only
           -- messages_pending_idx serves this, so the planner can never walk the
@@ -120,7 +137,8 @@ export function outboxStatements(schema: string): OutboxStatements {
           -- a remembered id: a lower id can commit after a higher one, and a
           -- cursor past it would skip it.
           where m.tenant_id >= t.tenant_id and m.tenant_id <= t.tenant_id and ${pendingM}
-            and not (m.claimed_by is not distinct from $1 and m.claimed_until >= now())
+            -- This relay's rows in flight; checked on the index entry, hashed.
+            and m.id <> all ($8::bigint[])
           order by m.tenant_id, m.id
           limit (select rows_per_tenant from share)
         ) c
@@ -139,39 +157,39 @@ export function outboxStatements(schema: string): OutboxStatements {
       ),
       picked as (
         select id, tenant_id, n from ranked where claimable order by position, n limit $5
+      ),
+      leased as (
+        insert into ${leases} (tenant_id, relay_id, leased_until)
+        select distinct tenant_id, $1::uuid, now() + make_interval(secs => $6) from picked
+        on conflict (tenant_id) do update
+          set relay_id = excluded.relay_id, leased_until = excluded.leased_until
       )
-      -- '= any(array(...))' makes this O(batch) primary-key lookups, never a join
-      -- against the whole table.
-      update ${t} m
-      set claimed_by = $1, claimed_until = now() + make_interval(secs => $6)
-      -- The recheck is spelled so that it does not imply the partial index's
-      -- predicate: the planner then looks rows up by primary key.
-      where m.id = any (array(select id from picked))
-        and coalesce(m.published_at, m.dead_at) is null
-        and (m.claimed_until is null or m.claimed_until < now())
-      -- No payload here: the claim runs under the claim lock, so it returns only
-      -- what is small; each batch fetches its payloads afterwards (fetchPayloads).
-      returning m.id::text as id, m.message_id::text as message_id, m.tenant_id, m.ordering_key,
+      -- '= any(array(...))': O(batch) primary-key lookups, never a join against
+      -- the whole table. No payload here: the claim runs under the claim lock,
+      -- so it returns only what is small; each batch fetches its payloads after.
+      select m.id::text as id, m.message_id::text as message_id, m.tenant_id, m.ordering_key,
         m.exchange, m.routing_key, m.message_type, m.content_type, m.headers,
         m.created_at, m.attempts,
         (select p.tenant_id from picked p order by p.n desc limit 1) as next_cursor,
-        (select more from saturation) as more`,
+        (select more from saturation) as more
+      from ${t} m
+      where m.id = any (array(select id from picked))`,
     deletePublished: `delete from ${t} where id = any ($1::bigint[])`,
-    markPublished: `update ${t} set published_at = now(), claimed_by = null, claimed_until = null
-      where id = any ($1::bigint[])`,
-    release: `update ${t} set claimed_by = null, claimed_until = null
-      where id = any ($1::bigint[]) and claimed_by = $2`,
-    // $1 ids, $2 errors, $3 whether each failure counts as an attempt, $4 max attempts, $5 relay id.
+    markPublished: `update ${t} set published_at = now() where id = any ($1::bigint[])`,
+    releaseLeases: `delete from ${leases} where relay_id = $1`,
+    // An expired lease means the same as none; removing it keeps the table as
+    // small as the number of tenants being published right now.
+    sweepLeases: `delete from ${leases} where leased_until < now()`,
+    // $1 ids, $2 errors, $3 whether each failure counts as an attempt, $4 max attempts.
     recordFailures: `update ${t} m set
         attempts = m.attempts + (case when f.counts then 1 else 0 end),
         last_error = f.error,
         available_at = case when f.counts
           then now() + least(interval '5 minutes', interval '1 second' * power(2, least(m.attempts, 12)))
           else m.available_at end,
-        dead_at = case when f.counts and m.attempts + 1 >= $4 then now() else m.dead_at end,
-        claimed_by = null, claimed_until = null
+        dead_at = case when f.counts and m.attempts + 1 >= $4 then now() else m.dead_at end
       from unnest($1::bigint[], $2::text[], $3::bool[]) as f (id, error, counts)
-      where m.id = f.id and m.claimed_by = $5
+      where m.id = f.id
       returning m.id::text as id, m.dead_at is not null as dead`,
     deleteExpired: `delete from ${t} where id in (
         select id from ${t} where published_at < now() - $1 * interval '1 millisecond'
@@ -283,6 +301,8 @@ export interface ClaimParams {
   batchSize: number;
   leaseMs: number;
   pausedTenants: readonly string[];
+  /** Ids this relay has claimed and not yet settled: the claim skips them. */
+  inFlight: readonly string[];
 }
 
 /**
@@ -298,18 +318,10 @@ export async function claimBatch(
   const client = await pool.connect();
   let broken: unknown;
   try {
-    // Read committed, whatever the database default: the claim statement must
-    // take its snapshot after the lock, which only this isolation level does.
-    await client.query('begin isolation level read committed');
+    // One round trip (simple protocol, no parameters: the schema is a validated
+    // identifier) to begin, take the claim lock and turn JIT off.
+    await client.query(statements.beginClaim);
     try {
-      // JIT off for this transaction: at a few million pending rows the claim's
-      // estimated cost crosses jit_above_cost, and compiling its plan took
-      // ~0.5 s per claim against ~6 ms to run it (measured at 1M rows).
-      await client.query({
-        name: `outbox_claim_lock_${statements.schema}`,
-        text: "select pg_advisory_xact_lock(hashtextextended($1, 0)), set_config('jit', 'off', true)",
-        values: [statements.claimLockKey],
-      });
       const result = await client.query<ClaimedRow>({
         name: `outbox_claim_${statements.schema}`,
         text: statements.claim,
@@ -321,6 +333,7 @@ export async function claimBatch(
           params.batchSize,
           params.leaseMs / 1000,
           params.pausedTenants,
+          params.inFlight,
         ],
       });
       await client.query('commit');
@@ -375,15 +388,26 @@ export async function markPublished(
   await db.run(statements.markPublished, [ids], `outbox_mark_published_${statements.schema}`);
 }
 
-/** Gives back leases this relay holds without counting an attempt (shutdown, paused tenant). */
-export async function releaseClaims(
+/**
+ * Gives back every tenant lease this relay holds (shutdown): other relays may
+ * take those tenants at once; rows not yet confirmed are published again.
+ */
+export async function releaseLeases(
   db: SqlExecutor,
   statements: OutboxStatements,
   relayId: string,
-  ids: readonly string[],
 ): Promise<void> {
-  if (ids.length === 0) return;
-  await db.run(statements.release, [ids, relayId], `outbox_release_${statements.schema}`);
+  await db.run(statements.releaseLeases, [relayId], `outbox_release_leases_${statements.schema}`);
+}
+
+/** Deletes expired tenant leases; returns how many. */
+export async function sweepLeases(db: SqlExecutor, statements: OutboxStatements): Promise<number> {
+  const rows = await db.run<unknown>(
+    `${statements.sweepLeases} returning 1`,
+    [],
+    `outbox_sweep_leases_${statements.schema}`,
+  );
+  return rows.length;
 }
 
 /** One failed publish to record. */
@@ -401,7 +425,6 @@ export interface PublishFailure {
 export async function recordFailures(
   db: SqlExecutor,
   statements: OutboxStatements,
-  relayId: string,
   failures: readonly PublishFailure[],
   maxAttempts: number,
 ): Promise<string[]> {
@@ -413,7 +436,6 @@ export async function recordFailures(
       failures.map((f) => f.error.slice(0, 2000)),
       failures.map((f) => f.countsAsAttempt),
       maxAttempts,
-      relayId,
     ],
     `outbox_record_failures_${statements.schema}`,
   );

@@ -24,7 +24,8 @@ import {
   type OutboxStatements,
   type PublishFailure,
   recordFailures,
-  releaseClaims,
+  releaseLeases,
+  sweepLeases,
 } from '../outbox/queries.js';
 import { type SqlExecutor, toSqlExecutor } from '../outbox/sql-executor.js';
 import type { OutgoingMessage, Publisher, PublishResult } from './publisher.js';
@@ -60,7 +61,7 @@ export interface RelayDeps {
 export interface PassResult {
   claimed: number;
   published: number;
-  /** Claimed rows released unpublished because their tenant is paused. */
+  /** Claimed rows left pending unpublished because their tenant is paused. */
   held: number;
   failed: number;
   dead: number;
@@ -115,6 +116,7 @@ export class Relay {
   private totals: PassResult = { ...EMPTY };
   private interruptSleep: (() => void) | undefined;
   private lastTurn: Promise<void> = Promise.resolve();
+  private lastSweep = 0;
 
   constructor(
     private readonly options: RelayOptions,
@@ -192,19 +194,35 @@ export class Relay {
     await this.releaseAll();
   }
 
-  /** Gives back every lease this relay still holds. */
+  /**
+   * Gives back this relay's tenant leases, so other relays may take those
+   * tenants at once; rows not confirmed yet are published again (at least once).
+   */
   async releaseAll(): Promise<void> {
-    const ids = [...this.leased];
-    if (ids.length === 0) return;
     try {
-      await releaseClaims(this.db, this.deps.statements, this.options.relayId, ids);
-      for (const id of ids) this.leased.delete(id);
-      this.deps.logger.info('released leases', { count: ids.length });
+      await releaseLeases(this.db, this.deps.statements, this.options.relayId);
+      if (this.leased.size > 0) {
+        this.deps.logger.info('released tenant leases', { unconfirmed: this.leased.size });
+      }
+      this.leased.clear();
     } catch (error) {
-      this.deps.logger.error('cannot release leases; they expire on their own', {
+      this.deps.logger.error('cannot release tenant leases; they expire on their own', {
         error,
-        count: ids.length,
+        unconfirmed: this.leased.size,
       });
+    }
+  }
+
+  /** Once per lease period, deletes expired tenant leases (any relay's: they mean nothing). */
+  private async sweepExpiredLeases(): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastSweep < this.options.leaseMs) return;
+    this.lastSweep = now;
+    try {
+      const swept = await sweepLeases(this.db, this.deps.statements);
+      if (swept > 0) this.deps.logger.debug('swept expired tenant leases', { count: swept });
+    } catch (error) {
+      this.deps.logger.warn('cannot sweep expired tenant leases; will try again', { error });
     }
   }
 
@@ -252,6 +270,7 @@ export class Relay {
       }
       if (brokerWaits > 0) this.deps.logger.info('broker ready again; claiming resumed');
       brokerWaits = 0;
+      await this.sweepExpiredLeases();
       if (limit.activeCount + limit.pendingCount >= this.options.batchesInFlight) {
         await Promise.race(this.batches);
         continue;
@@ -301,6 +320,7 @@ export class Relay {
       batchSize: this.options.batchSize,
       leaseMs: this.options.leaseMs,
       pausedTenants: this.deps.gate.pausedTenants(),
+      inFlight: [...this.leased],
     });
     for (const row of rows) this.leased.add(row.id);
     // Next claim starts after the last tenant served: tenants take turns.
@@ -352,11 +372,9 @@ export class Relay {
         });
       }
     });
-    const dead = await this.settle(
-      published,
-      failures,
-      held.map((row) => row.id),
-    );
+    // Held rows need no write: they are pending as they were, and leave this
+    // relay's in-flight set below, so the next claim may take them again.
+    const dead = await this.settle(published, failures);
     this.landed(claimed);
     const counted = failures.filter((f) => f.countsAsAttempt);
     if (counted.length > 0) {
@@ -381,26 +399,14 @@ export class Relay {
    * Records the outcome of a batch. Retried a few times: if it never lands,
    * the leases expire and the rows are published again (at-least-once).
    */
-  private async settle(
-    published: string[],
-    failures: PublishFailure[],
-    held: string[],
-  ): Promise<string[]> {
+  private async settle(published: string[], failures: PublishFailure[]): Promise<string[]> {
     const { statements } = this.deps;
     for (let attempt = 1; ; attempt++) {
       try {
         if (this.options.retentionMs > 0) await markPublished(this.db, statements, published);
         else await deletePublished(this.db, statements, published);
         published = [];
-        await releaseClaims(this.db, statements, this.options.relayId, held);
-        held = [];
-        return await recordFailures(
-          this.db,
-          statements,
-          this.options.relayId,
-          failures,
-          this.options.maxAttempts,
-        );
+        return await recordFailures(this.db, statements, failures, this.options.maxAttempts);
       } catch (error) {
         if (attempt >= 5) {
           this.deps.logger.error(

@@ -13,7 +13,7 @@ export interface TestDatabase {
   schema: string;
   pool: pg.Pool;
   statements: OutboxStatements;
-  /** Rows of the outbox table, by state. */
+  /** Rows of the outbox table by state, and live tenant leases. */
   counts(): Promise<{ pending: number; leased: number; published: number; dead: number }>;
   drop(): Promise<void>;
 }
@@ -45,7 +45,7 @@ export async function createTestDatabase(prefix: string): Promise<TestDatabase> 
       }>(
         `select
            count(*) filter (where published_at is null and dead_at is null)::int as pending,
-           count(*) filter (where published_at is null and dead_at is null and claimed_until > now())::int as leased,
+           (select count(*) from "${schema}".tenant_leases where leased_until > now())::int as leased,
            count(*) filter (where published_at is not null)::int as published,
            count(*) filter (where dead_at is not null)::int as dead
          from "${schema}".messages`,

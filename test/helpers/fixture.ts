@@ -29,7 +29,9 @@ export function useOutboxFixture(
   });
   if (options.resetEachTest) {
     beforeEach(async () => {
-      await fixture.db.pool.query(`truncate "${fixture.db.schema}".messages`);
+      await fixture.db.pool.query(
+        `truncate "${fixture.db.schema}".messages, "${fixture.db.schema}".tenant_leases`,
+      );
       fixture.broker.received.length = 0;
     });
   }

@@ -136,6 +136,10 @@ try {
       add(`raw amqplib confirmed publish, ${type} (msg/s)`, int(r.raw));
       add(`outbox-relay end to end, ${type} (msg/s)`, int(r.relay));
       add(`relay / raw, ${type}`, r.ratio.toFixed(2), '≥ 0.80', r.ratio >= 0.8);
+      add(
+        `machine CPU per message (both cores, all processes), ${type}: raw / relay`,
+        `${r.rawCpuMicros.toFixed(0)} µs / ${r.relayCpuMicros.toFixed(0)} µs`,
+      );
     }
   }
   if (only.has('naive')) {

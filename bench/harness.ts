@@ -251,6 +251,28 @@ function readdirSafe(path: string): string[] {
   }
 }
 
+/** Busy and total CPU ticks of the whole machine, from /proc/stat (all cores summed). */
+export function machineTicks(): { busy: number; total: number } {
+  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '')
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+/** Machine CPU time (both cores) spent per message between two tick readings, in µs. */
+export function cpuMicrosPerMessage(
+  before: { busy: number },
+  after: { busy: number },
+  messages: number,
+): number {
+  // /proc/stat ticks are 10 ms.
+  return ((after.busy - before.busy) * 10_000) / messages;
+}
+
 /** The `p`th percentile (0–100) of `values`, nearest rank. */
 export function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return Number.NaN;

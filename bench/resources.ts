@@ -2,7 +2,6 @@
  * The relay's memory while draining a large backlog, and how throughput and
  * CPU split as relays are added on one database.
  */
-import { readFileSync } from 'node:fs';
 import {
   arrivalRate,
   type BenchEnv,
@@ -10,6 +9,7 @@ import {
   drainedQueue,
   freshSchema,
   insertBacklog,
+  machineTicks,
   pidsMatching,
   type RelayProcess,
   rssMiB,
@@ -75,17 +75,6 @@ export interface HorizontalRun {
   rate: number;
   machineBusy: number;
   cpu: { relays: number; postgres: number; rabbitmq: number; consumer: number };
-}
-
-function machineTicks(): { busy: number; total: number } {
-  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '')
-    .trim()
-    .split(/\s+/)
-    .slice(1)
-    .map(Number);
-  const total = fields.reduce((a, b) => a + b, 0);
-  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
-  return { busy: total - idle, total };
 }
 
 function cpuOf(pids: readonly number[]): number {

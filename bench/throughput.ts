@@ -6,9 +6,11 @@
 import {
   arrivalRate,
   type BenchEnv,
+  cpuMicrosPerMessage,
   drainedQueue,
   freshSchema,
   insertBacklog,
+  machineTicks,
   spawnRelay,
 } from './harness.js';
 import { naiveDrain } from './naive-relay.js';
@@ -25,6 +27,9 @@ export interface ThroughputResult {
   /** Relay wall time including process start-up, for reference. */
   relayWallSeconds: number;
   ratio: number;
+  /** Machine CPU (both cores, every process) spent per message, µs: what bounds each path. */
+  rawCpuMicros: number;
+  relayCpuMicros: number;
 }
 
 const TENANTS = 100;
@@ -40,14 +45,17 @@ export async function measureThroughput(
   const queue = await drainedQueue(env, `outbox-bench-${queueType}`, queueType);
   try {
     const rawByChannels: Record<string, number> = {};
+    let rawCpuMicros = Number.POSITIVE_INFINITY;
     for (const channels of [1, 2]) {
       queue.reset();
+      const before = machineTicks();
       await rawPublish(env, queue.routingKey, messages, {
         channels,
         window: 500,
         tenants: TENANTS,
       });
       await queue.waitFor(messages, 120_000);
+      rawCpuMicros = Math.min(rawCpuMicros, cpuMicrosPerMessage(before, machineTicks(), messages));
       rawByChannels[String(channels)] = arrivalRate(queue.arrivals);
       log(
         `  raw amqplib, ${channels} channel(s), ${queueType}: ${Math.round(rawByChannels[String(channels)] ?? 0)} msg/s`,
@@ -60,13 +68,15 @@ export async function measureThroughput(
     await env.pool.query(`vacuum analyze "${schema}".messages`);
     queue.reset();
     const started = performance.now();
+    const before = machineTicks();
     const relay = spawnRelay(env, schema);
     await queue.waitFor(messages, 300_000);
+    const relayCpuMicros = cpuMicrosPerMessage(before, machineTicks(), messages);
     const relayWallSeconds = (performance.now() - started) / 1000;
     await relay.stop();
     const relayRate = arrivalRate(queue.arrivals);
     log(
-      `  outbox-relay, ${queueType}: ${Math.round(relayRate)} msg/s (${relayWallSeconds.toFixed(1)} s wall)`,
+      `  outbox-relay, ${queueType}: ${Math.round(relayRate)} msg/s (${relayWallSeconds.toFixed(1)} s wall); machine CPU per message: raw ${rawCpuMicros.toFixed(0)} µs, relay ${relayCpuMicros.toFixed(0)} µs`,
     );
     await env.pool.query(`drop schema "${schema}" cascade`);
     return {
@@ -77,6 +87,8 @@ export async function measureThroughput(
       relay: relayRate,
       relayWallSeconds,
       ratio: relayRate / raw,
+      rawCpuMicros,
+      relayCpuMicros,
     };
   } finally {
     await queue.close();

@@ -226,7 +226,7 @@ export const SETTINGS = {
     env: 'OUTBOX_WAKE_INTERVAL',
     flag: 'wake-interval',
     scope: 'relay',
-    default: '5ms',
+    default: '2ms',
     description:
       "How often the id sequence's last_value is read to notice new rows; 0 turns it off",
     parse: duration(0, 60_000),

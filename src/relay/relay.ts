@@ -292,8 +292,9 @@ export class Relay {
       }
       const turn = this.takePublishTurn();
       const batch = limit(() => this.publishAndSettle(rows, turn)).catch((error: unknown) => {
-        // The outcome could not be recorded: the rows stay leased in the
-        // database until their lease expires, then they are published again.
+        // The outcome could not be recorded: the rows are still pending, and
+        // once out of the in-flight set this relay (which still holds the
+        // tenant) claims them again — published again, at least once.
         this.landed(rows);
         this.deps.logger.error('batch failed', { error });
       });

@@ -19,6 +19,7 @@ import { measureBacklog } from './backlog.js';
 import { closeBenchEnv, openBenchEnv, setRelayNodeArgs } from './harness.js';
 import { measureLatency } from './latency.js';
 import { measureHorizontal, measureMemory } from './resources.js';
+import { measureFlood, measurePausedBacklog } from './tenants.js';
 import { measureNaive, measureThroughput } from './throughput.js';
 import { measureWritePath } from './write-path.js';
 
@@ -59,6 +60,8 @@ const sizes = quick
       enqueueCalls: 5,
       backlog: 1_000_000,
       sample: 20_000,
+      held: 100_000,
+      flood: 20_000,
       memory: 100_000,
       horizontal: 30_000,
     }
@@ -70,6 +73,8 @@ const sizes = quick
       enqueueCalls: 20,
       backlog: 10_000_000,
       sample: 100_000,
+      held: 1_000_000,
+      flood: 200_000,
       memory: 1_000_000,
       horizontal: 200_000,
     };
@@ -204,6 +209,32 @@ try {
       r.ratio.toFixed(2),
       '≥ 0.90',
       r.ratio >= 0.9,
+    );
+  }
+  if (only.has('tenants')) {
+    log(
+      `\ntenants: a paused tenant's ${int(sizes.held)} held rows; a ${int(sizes.flood)}-event flood`,
+    );
+    const paused = await measurePausedBacklog(
+      env,
+      { heldRows: sizes.held, others: sizes.sample },
+      log,
+    );
+    results.pausedBacklog = paused;
+    add(
+      `other tenants' rate with ${int(paused.heldRows)} held rows of a paused tenant / without`,
+      paused.ratio.toFixed(2),
+      '≥ 0.90',
+      paused.ratio >= 0.9,
+    );
+    const flood = await measureFlood(env, { flood: sizes.flood, rate: 200 }, log);
+    results.flood = flood;
+    add(`flood tenant alone, draining ${int(flood.flood)} events (msg/s)`, int(flood.floodRate));
+    add(
+      'other tenants during the flood: commit → ack p99',
+      ms(flood.othersP99),
+      '< 100 ms',
+      flood.othersP99 < 100,
     );
   }
   if (only.has('memory')) {

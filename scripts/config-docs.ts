@@ -28,7 +28,7 @@ export function settingsTable(): string {
     `\`${spec.env}\``,
     `\`--${spec.flag}\``,
     `\`${spec.default}\``,
-    spec.scope === 'database' ? 'migrate, run' : 'run',
+    spec.scope === 'database' ? 'all commands' : spec.scope === 'flags' ? 'run, tenants' : 'run',
     spec.description,
   ]);
   const widths = header.map((title, i) =>

@@ -10,7 +10,7 @@
 import { ConfigError } from './errors.js';
 
 /** Which commands a setting applies to. */
-export type SettingScope = 'database' | 'relay';
+export type SettingScope = 'database' | 'relay' | 'flags';
 
 interface SettingSpec<T> {
   /** Environment variable name. */
@@ -109,6 +109,25 @@ function oneOf<const T extends string>(values: readonly T[]) {
     if (!found) throw new ConfigError(name, `expected one of ${values.join(', ')}, got '${raw}'`);
     return found;
   };
+}
+
+function optionalUrl(protocols: readonly string[]) {
+  const parse = url(protocols);
+  return (raw: string, name: string): string => (raw.trim() === '' ? '' : parse(raw, name));
+}
+
+function text(raw: string): string {
+  return raw.trim();
+}
+
+function flagKey(raw: string, name: string): string {
+  if (!/^[A-Za-z0-9._-]{1,255}$/.test(raw)) {
+    throw new ConfigError(
+      name,
+      `expected a flag key (letters, digits, '.', '_', '-'), got '${raw}'`,
+    );
+  }
+  return raw;
 }
 
 function identifier(raw: string, name: string): string {
@@ -280,6 +299,88 @@ export const SETTINGS = {
     description: 'On SIGTERM, how long to wait for outstanding confirms before releasing leases',
     parse: duration(0, 600_000),
   }),
+  flagsFile: setting({
+    env: 'OUTBOX_FLAGS_FILE',
+    flag: 'flags-file',
+    scope: 'flags',
+    default: '',
+    description:
+      'Local flags file (LaunchDarkly file data source format, JSON or YAML), reloaded on every change',
+    parse: text,
+  }),
+  launchDarklySdkKey: setting({
+    env: 'LAUNCHDARKLY_SDK_KEY',
+    flag: 'launchdarkly-sdk-key',
+    scope: 'flags',
+    default: '',
+    description:
+      'LaunchDarkly server-side SDK key: tenant flags stream from LaunchDarkly (never logged)',
+    parse: text,
+  }),
+  launchDarklyBaseUri: setting({
+    env: 'LAUNCHDARKLY_BASE_URI',
+    flag: 'launchdarkly-base-uri',
+    scope: 'flags',
+    default: '',
+    description: 'LaunchDarkly base URI, e.g. a Relay Proxy (default: LaunchDarkly itself)',
+    parse: optionalUrl(['http:', 'https:']),
+  }),
+  launchDarklyStreamUri: setting({
+    env: 'LAUNCHDARKLY_STREAM_URI',
+    flag: 'launchdarkly-stream-uri',
+    scope: 'flags',
+    default: '',
+    description: 'LaunchDarkly streaming URI, e.g. a Relay Proxy (default: LaunchDarkly itself)',
+    parse: optionalUrl(['http:', 'https:']),
+  }),
+  launchDarklyEventsUri: setting({
+    env: 'LAUNCHDARKLY_EVENTS_URI',
+    flag: 'launchdarkly-events-uri',
+    scope: 'flags',
+    default: '',
+    description: 'LaunchDarkly events URI, e.g. a Relay Proxy (default: LaunchDarkly itself)',
+    parse: optionalUrl(['http:', 'https:']),
+  }),
+  launchDarklySendEvents: setting({
+    env: 'LAUNCHDARKLY_SEND_EVENTS',
+    flag: 'launchdarkly-send-events',
+    scope: 'flags',
+    default: 'true',
+    description: 'Send analytics events to LaunchDarkly',
+    parse: boolean,
+  }),
+  publishFlagKey: setting({
+    env: 'OUTBOX_PUBLISH_FLAG',
+    flag: 'publish-flag',
+    scope: 'flags',
+    default: 'outbox-publish-enabled',
+    description: 'Boolean flag, per tenant context: false pauses the tenant (its events are held)',
+    parse: flagKey,
+  }),
+  rateLimitFlagKey: setting({
+    env: 'OUTBOX_RATE_LIMIT_FLAG',
+    flag: 'rate-limit-flag',
+    scope: 'flags',
+    default: 'outbox-tenant-rate-limit',
+    description: 'Numeric flag, per tenant context: events per second (absent or 0: unlimited)',
+    parse: flagKey,
+  }),
+  flagsFailClosed: setting({
+    env: 'OUTBOX_FLAGS_FAIL_CLOSED',
+    flag: 'flags-fail-closed',
+    scope: 'flags',
+    default: 'false',
+    description: 'When the flag source is unavailable, hold every tenant instead of publishing all',
+    parse: boolean,
+  }),
+  flagsInitTimeoutMs: setting({
+    env: 'OUTBOX_FLAGS_INIT_TIMEOUT',
+    flag: 'flags-init-timeout',
+    scope: 'flags',
+    default: '5s',
+    description: 'How long start-up waits for the flag source before going on with the fallback',
+    parse: duration(100, 60_000),
+  }),
 } as const;
 
 /** Name of one setting in {@link SETTINGS}. */
@@ -310,6 +411,12 @@ export function loadConfig(
     } else {
       config[key] = spec.parse(spec.default, spec.env);
     }
+  }
+  if (config.flagsFile && config.launchDarklySdkKey) {
+    throw new ConfigError(
+      env.OUTBOX_FLAGS_FILE !== undefined ? 'OUTBOX_FLAGS_FILE' : '--flags-file',
+      'set either a flags file or LAUNCHDARKLY_SDK_KEY, not both',
+    );
   }
   return Object.freeze(config) as Config;
 }

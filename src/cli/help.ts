@@ -10,6 +10,9 @@ export const MAIN_HELP = `outbox-relay — publishes a PostgreSQL transactional 
 Usage:
   outbox-relay migrate up|down|status [options]   manage the outbox schema
   outbox-relay run [--once] [options]             run the relay
+  outbox-relay tenants [--json] [options]         pending events per tenant, paused or throttled now
+  outbox-relay purge --tenant T [--before TIME] --yes
+                                                  discard a tenant's pending events
   outbox-relay <command> --help                   options of a command
 
 Every option is also an environment variable; flags win over the environment.

@@ -10,10 +10,24 @@ import { createJsonLogger, type LogLevel } from '../log/logger.js';
 import { type ExtraFlag, parseCommandArgs, UsageError } from './args.js';
 import { commandHelp, MAIN_HELP } from './help.js';
 import { migrateCommand } from './migrate-command.js';
+import { purgeCommand } from './purge-command.js';
 import { runCommand } from './run-command.js';
+import { tenantsCommand } from './tenants-command.js';
 
 const RUN_FLAGS: ExtraFlag[] = [
   { name: 'once', type: 'boolean', description: 'publish what is pending, then exit' },
+];
+const TENANTS_FLAGS: ExtraFlag[] = [
+  { name: 'json', type: 'boolean', description: 'print JSON for scripts' },
+];
+const PURGE_FLAGS: ExtraFlag[] = [
+  { name: 'tenant', type: 'string', description: 'the tenant whose pending events to discard' },
+  {
+    name: 'before',
+    type: 'string',
+    description: 'only events created before this time (ISO 8601; default now)',
+  },
+  { name: 'yes', type: 'boolean', description: 'confirm: the events are deleted for good' },
 ];
 
 async function main(argv: string[]): Promise<number> {
@@ -36,10 +50,14 @@ async function main(argv: string[]): Promise<number> {
     return migrateCommand(args.positionals[0], config, logger(config.logLevel));
   }
   if (command === 'run') {
-    const args = parseCommandArgs(rest, ['database', 'relay'], RUN_FLAGS);
+    const args = parseCommandArgs(rest, ['database', 'relay', 'flags'], RUN_FLAGS);
     if (args.help) {
       process.stdout.write(
-        commandHelp('outbox-relay run [--once] [options]', ['database', 'relay'], RUN_FLAGS),
+        commandHelp(
+          'outbox-relay run [--once] [options]',
+          ['database', 'relay', 'flags'],
+          RUN_FLAGS,
+        ),
       );
       return 0;
     }
@@ -47,6 +65,49 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
     const config = loadConfig(process.env, args.settings);
     return runCommand(config, { once: args.extra.once === true }, logger(config.logLevel));
+  }
+  if (command === 'tenants') {
+    const args = parseCommandArgs(rest, ['database', 'flags'], TENANTS_FLAGS);
+    if (args.help) {
+      process.stdout.write(
+        commandHelp(
+          'outbox-relay tenants [--json] [options]',
+          ['database', 'flags'],
+          TENANTS_FLAGS,
+        ),
+      );
+      return 0;
+    }
+    if (args.positionals.length > 0)
+      throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
+    const config = loadConfig(process.env, args.settings);
+    return tenantsCommand(config, { json: args.extra.json === true }, logger(config.logLevel));
+  }
+  if (command === 'purge') {
+    const args = parseCommandArgs(rest, ['database'], PURGE_FLAGS);
+    if (args.help) {
+      process.stdout.write(
+        commandHelp(
+          'outbox-relay purge --tenant T [--before TIME] --yes [options]',
+          ['database'],
+          PURGE_FLAGS,
+        ),
+      );
+      return 0;
+    }
+    if (args.positionals.length > 0)
+      throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
+    const config = loadConfig(process.env, args.settings);
+    const { tenant, before } = args.extra;
+    return purgeCommand(
+      config,
+      {
+        tenant: typeof tenant === 'string' ? tenant : undefined,
+        before: typeof before === 'string' ? before : undefined,
+        yes: args.extra.yes === true,
+      },
+      logger(config.logLevel),
+    );
   }
   throw new UsageError(`unknown command '${command}'`);
 }

@@ -43,6 +43,8 @@ export interface OutboxStatements {
   readonly markPublished: string;
   readonly releaseLeases: string;
   readonly sweepLeases: string;
+  readonly tenantBacklog: string;
+  readonly purgeTenant: string;
   readonly recordFailures: string;
   readonly deleteExpired: string;
   readonly readSequence: string;
@@ -180,6 +182,17 @@ export function outboxStatements(schema: string): OutboxStatements {
     // An expired lease means the same as none; removing it keeps the table as
     // small as the number of tenants being published right now.
     sweepLeases: `delete from ${leases} where leased_until < now()`,
+    // Ops: pending rows per tenant with the age of the oldest (scans the pending rows).
+    tenantBacklog: `select tenant_id, count(*)::int as pending,
+        extract(epoch from now() - min(created_at))::float8 as oldest_seconds
+      from ${t} where published_at is null and dead_at is null
+      group by tenant_id order by tenant_id`,
+    // Ops: discard up to $3 pending rows of tenant $1 created before $2.
+    purgeTenant: `delete from ${t} where id in (
+        select id from ${t}
+        where tenant_id >= $1 and tenant_id <= $1 and published_at is null and dead_at is null
+          and created_at < $2
+        order by tenant_id, id limit $3)`,
     // $1 ids, $2 errors, $3 whether each failure counts as an attempt, $4 max attempts.
     recordFailures: `update ${t} m set
         attempts = m.attempts + (case when f.counts then 1 else 0 end),
@@ -408,6 +421,49 @@ export async function sweepLeases(db: SqlExecutor, statements: OutboxStatements)
     `outbox_sweep_leases_${statements.schema}`,
   );
   return rows.length;
+}
+
+/** One tenant's backlog, for `outbox-relay tenants`. */
+export interface TenantBacklog {
+  tenant_id: string;
+  pending: number;
+  oldest_seconds: number;
+}
+
+/** Pending rows and the oldest pending age, per tenant with any. */
+export async function tenantBacklog(
+  db: SqlExecutor,
+  statements: OutboxStatements,
+): Promise<TenantBacklog[]> {
+  return db.run<TenantBacklog>(
+    statements.tenantBacklog,
+    [],
+    `outbox_tenant_backlog_${statements.schema}`,
+  );
+}
+
+/**
+ * Deletes a tenant's pending rows created before `before`, in statements of
+ * `batch` rows so no long lock or transaction builds up; returns how many.
+ */
+export async function purgeTenant(
+  pool: pg.Pool,
+  statements: OutboxStatements,
+  tenantId: string,
+  before: Date,
+  batch = 5000,
+): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const result = await pool.query({
+      name: `outbox_purge_tenant_${statements.schema}`,
+      text: statements.purgeTenant,
+      values: [tenantId, before, batch],
+    });
+    const deleted = result.rowCount ?? 0;
+    total += deleted;
+    if (deleted < batch) return total;
+  }
 }
 
 /** One failed publish to record. */

@@ -30,6 +30,7 @@ import {
 import { type SqlExecutor, toSqlExecutor } from '../outbox/sql-executor.js';
 import type { OutgoingMessage, Publisher, PublishResult } from './publisher.js';
 import type { TenantGate } from './tenant-gate.js';
+import { TenantThrottle } from './tenant-throttle.js';
 import { WakeSignal } from './wake-signal.js';
 
 /** Tuning of one relay; see docs/configuration.md. */
@@ -117,6 +118,7 @@ export class Relay {
   private interruptSleep: (() => void) | undefined;
   private lastTurn: Promise<void> = Promise.resolve();
   private lastSweep = 0;
+  private readonly throttle = new TenantThrottle();
 
   constructor(
     private readonly options: RelayOptions,
@@ -260,6 +262,11 @@ export class Relay {
     let failures = 0;
     let brokerWaits = 0;
     while (!this.stopping) {
+      if (this.deps.gate.closed()) {
+        // The flag source is down and configured to fail closed: hold everything.
+        await this.sleep(500);
+        continue;
+      }
       if (!this.deps.publisher.isReady()) {
         // Never claim what cannot be published: wait for the publisher to
         // reconnect (or the broker to unblock). Rows stay pending meanwhile.
@@ -287,7 +294,12 @@ export class Relay {
         continue;
       }
       if (rows.length === 0) {
-        await this.wake.wait(this.options.pollIntervalMs);
+        await this.wake.wait(
+          Math.min(
+            this.options.pollIntervalMs,
+            this.throttle.nextTokenInMs() ?? Number.POSITIVE_INFINITY,
+          ),
+        );
         continue;
       }
       const turn = this.takePublishTurn();
@@ -301,10 +313,52 @@ export class Relay {
       this.batches.add(batch);
       void batch.finally(() => this.batches.delete(batch));
       if (rows.length < this.options.batchSize && !rows[0]?.more) {
-        // Caught up: sleep until a hint arrives (or the full poll).
-        await this.wake.wait(this.options.pollIntervalMs);
+        // Caught up: sleep until a hint arrives, a throttled tenant earns a
+        // token, or the full poll is due.
+        await this.wake.wait(
+          Math.min(
+            this.options.pollIntervalMs,
+            this.throttle.nextTokenInMs() ?? Number.POSITIVE_INFINITY,
+          ),
+        );
       }
     }
+  }
+
+  /** Splits a batch (in id order) into rows to publish now and rows to hold. */
+  private async applyGate(
+    rows: readonly ClaimedRow[],
+  ): Promise<{ held: ClaimedRow[]; toPublish: ClaimedRow[] }> {
+    const perTenant = new Map<string, number>();
+    for (const row of rows) perTenant.set(row.tenant_id, (perTenant.get(row.tenant_id) ?? 0) + 1);
+    const decisions = await this.deps.gate.decide([...perTenant.keys()]);
+    const budget = new Map<string, number>();
+    for (const [tenant, count] of perTenant) {
+      const decision = decisions.get(tenant);
+      budget.set(
+        tenant,
+        decision?.paused ? 0 : this.throttle.take(tenant, decision?.ratePerSecond, count),
+      );
+    }
+    const held: ClaimedRow[] = [];
+    const toPublish: ClaimedRow[] = [];
+    for (const row of rows) {
+      const left = budget.get(row.tenant_id) ?? 0;
+      if (left > 0) {
+        budget.set(row.tenant_id, left - 1);
+        toPublish.push(row);
+      } else {
+        held.push(row);
+      }
+    }
+    return { held, toPublish };
+  }
+
+  /** Tenants the next claim must skip: paused, or throttled with no token left. */
+  private skippedTenants(): string[] {
+    const blocked = this.throttle.blocked();
+    const paused = this.deps.gate.pausedTenants();
+    return blocked.length === 0 ? [...paused] : [...new Set([...paused, ...blocked])];
   }
 
   /** Forgets the leases of rows whose batch has ended, however it ended. */
@@ -320,7 +374,7 @@ export class Relay {
       minRowsPerTenant: MIN_ROWS_PER_TENANT,
       batchSize: this.options.batchSize,
       leaseMs: this.options.leaseMs,
-      pausedTenants: this.deps.gate.pausedTenants(),
+      pausedTenants: this.skippedTenants(),
       inFlight: [...this.leased],
     });
     for (const row of rows) this.leased.add(row.id);
@@ -347,9 +401,11 @@ export class Relay {
       rows = claimed.filter((row) => payloads.has(row.id));
       await turn.ready;
       // Check the gate again right before publishing: a flip takes effect within one batch.
-      held = rows.filter((row) => this.deps.gate.isPaused(row.tenant_id));
-      toPublish =
-        held.length === 0 ? rows : rows.filter((row) => !this.deps.gate.isPaused(row.tenant_id));
+      // Ask the gate right before publishing, per distinct tenant: a flip
+      // takes effect within one batch. Paused tenants' rows are held; a
+      // throttled tenant publishes its oldest rows up to its budget.
+      ({ held, toPublish } = await this.applyGate(rows));
+
       // publish() enqueues synchronously; only then may the next batch enqueue.
       sent = this.deps.publisher.publish(
         toPublish.map((row) => toOutgoing(row, payloads.get(row.id) as Buffer)),

@@ -1,16 +1,37 @@
 /**
- * The port that decides whether a tenant may publish right now (the per-tenant
- * kill switch). Implementations evaluate locally and cheaply; the relay asks
- * per distinct tenant per batch, again right before publishing.
+ * The port that decides, per tenant, whether publishing may go on right now
+ * (the per-tenant kill switch) and how fast (the throttle). Implementations
+ * evaluate locally and cheaply: the relay asks per distinct tenant per batch,
+ * right before publishing, so a flip takes effect within one batch.
  */
 
-/** Decides, per tenant, whether publishing is paused. */
+/** What a tenant may do right now. */
+export interface TenantDecision {
+  /** Hold the tenant's events in the outbox. */
+  paused: boolean;
+  /** Events per second the tenant may publish; undefined = unlimited. */
+  ratePerSecond: number | undefined;
+}
+
+/** Where the decisions come from and whether that source is healthy (readiness detail). */
+export interface TenantGateStatus {
+  source: 'launchdarkly' | 'flags-file' | 'test-data' | 'none';
+  /** The source has delivered flags. */
+  initialized: boolean;
+  /** When the source is unavailable: every tenant enabled ('open') or none ('closed'). */
+  failing: 'open' | 'closed' | undefined;
+}
+
+/** Decides, per tenant, whether publishing is paused or throttled. */
 export interface TenantGate {
-  /** True when the tenant's events must be held in the outbox. */
-  isPaused(tenantId: string): boolean;
+  /** Decisions for each of `tenants`. Never rejects. */
+  decide(tenants: readonly string[]): Promise<ReadonlyMap<string, TenantDecision>>;
   /** Tenants known to be paused now; the claim filters them out in SQL. */
   pausedTenants(): readonly string[];
+  /** True when no tenant may publish at all (the source is down and configured to fail closed). */
+  closed(): boolean;
   /** Calls `listener` whenever a decision may have changed; returns an unsubscribe function. */
   onChange(listener: () => void): () => void;
+  status(): TenantGateStatus;
   close(): Promise<void>;
 }

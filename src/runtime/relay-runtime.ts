@@ -15,13 +15,15 @@ import type { OutgoingMessage, PublishResult } from '../relay/publisher.js';
 import { Relay } from '../relay/relay.js';
 import { RetentionCleaner } from '../relay/retention-cleaner.js';
 import { SequenceWatcher } from '../relay/sequence-watcher.js';
+import type { TenantGate } from '../relay/tenant-gate.js';
 import { WakeSignal } from '../relay/wake-signal.js';
-import { allowAllTenants } from '../tenants/allow-all-gate.js';
+import { openTenantGate } from '../tenants/open-tenant-gate.js';
 
 /** A connected relay, ready to `start()` (loop) or `drain()` (once). */
 export interface RelayRuntime {
   relayId: string;
   relay: Relay;
+  gate: TenantGate;
   /** Starts the wake-up sources, the retention clean-up and the relay loop. */
   start(): Promise<void>;
   /** Stops claiming, waits (bounded) for confirms, releases leases, closes everything. */
@@ -36,6 +38,8 @@ export interface RelayRuntimeOptions {
   relayId?: string;
   /** Observes each message's fate (ack, nack, return) as soon as it is known. */
   onSettled?: (message: OutgoingMessage, result: PublishResult) => void;
+  /** A gate to use instead of the configured flag source (tests, embedding). */
+  gate?: TenantGate;
 }
 
 /**
@@ -85,8 +89,14 @@ export async function openRelayRuntime(
   }
   const connected = publisher;
 
-  logger.warn('no tenant flag source configured: every tenant is enabled');
-  const gate = allowAllTenants();
+  let gate: TenantGate;
+  try {
+    gate = options.gate ?? (await openTenantGate(config, logger));
+  } catch (error) {
+    await connected.close(0);
+    await pool.end().catch(() => undefined);
+    throw error;
+  }
   const wake = new WakeSignal();
   const relay = new Relay(
     {
@@ -131,6 +141,7 @@ export async function openRelayRuntime(
   return {
     relayId,
     relay,
+    gate,
     async start() {
       watcher.start();
       await listener?.start();

@@ -1,14 +1,19 @@
 /**
- * The gate used when no flag source is configured: every tenant may publish.
+ * The gate used when no flag source is configured: every tenant may publish,
+ * at any rate.
  */
-import type { TenantGate } from '../relay/tenant-gate.js';
+import type { TenantDecision, TenantGate } from '../relay/tenant-gate.js';
 
-/** A {@link TenantGate} that never pauses anyone. */
+const ENABLED: TenantDecision = Object.freeze({ paused: false, ratePerSecond: undefined });
+
+/** A {@link TenantGate} that never pauses or throttles anyone. */
 export function allowAllTenants(): TenantGate {
   return {
-    isPaused: () => false,
+    decide: async (tenants) => new Map(tenants.map((tenant) => [tenant, ENABLED])),
     pausedTenants: () => [],
+    closed: () => false,
     onChange: () => () => undefined,
+    status: () => ({ source: 'none', initialized: true, failing: undefined }),
     close: async () => undefined,
   };
 }

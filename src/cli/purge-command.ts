@@ -1,0 +1,68 @@
+/**
+ * `outbox-relay purge --tenant T [--before TIME] --yes`: discards a tenant's
+ * pending (held) events, e.g. when the tenant is over its usage limit anyway.
+ * Deleted events are gone for good, so it refuses to run without --yes.
+ */
+import type { Config } from '../config.js';
+import { checkDatabase, createPool } from '../db/pool.js';
+import type { Logger } from '../log/logger.js';
+import { outboxStatements, purgeTenant } from '../outbox/queries.js';
+import { UsageError } from './args.js';
+
+/** Options of the purge. */
+export interface PurgeOptions {
+  tenant: string | undefined;
+  before: string | undefined;
+  yes: boolean;
+}
+
+/** Validates the options, deletes, prints how many; returns the exit code. */
+export async function purgeCommand(
+  config: Config,
+  options: PurgeOptions,
+  logger: Logger,
+): Promise<number> {
+  if (!options.tenant || options.tenant.trim() === '')
+    throw new UsageError('purge needs --tenant <tenant id>');
+  let before = new Date();
+  if (options.before !== undefined) {
+    before = new Date(options.before);
+    if (Number.isNaN(before.getTime())) {
+      throw new UsageError(
+        `--before expects a timestamp such as 2026-11-21T08:00:00Z, got '${options.before}'`,
+      );
+    }
+  }
+  if (!options.yes) {
+    throw new UsageError(
+      `purge deletes tenant ${options.tenant}'s pending events for good; add --yes to confirm`,
+    );
+  }
+  const pool = createPool({
+    url: config.databaseUrl,
+    max: 1,
+    connectTimeoutMs: config.connectTimeoutMs,
+    applicationName: 'outbox-relay purge',
+    onError: (error) => logger.warn('idle database connection failed', { error }),
+  });
+  try {
+    await checkDatabase(pool, config.databaseUrl);
+    const deleted = await purgeTenant(
+      pool,
+      outboxStatements(config.schema),
+      options.tenant,
+      before,
+    );
+    logger.info('purged pending events', {
+      tenant: options.tenant,
+      before: before.toISOString(),
+      deleted,
+    });
+    process.stdout.write(
+      `purged ${deleted} pending events of tenant ${options.tenant} created before ${before.toISOString()}\n`,
+    );
+    return 0;
+  } finally {
+    await pool.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * The per-tenant kill switch and throttle, decided by LaunchDarkly flags.
+ *
+ * For the context `{ kind: 'tenant', key: tenantId }`:
+ * - the boolean flag (default `outbox-publish-enabled`, fallback true) says
+ *   whether the tenant may publish: false pauses it, its events are held;
+ * - the optional numeric flag (default `outbox-tenant-rate-limit`, fallback 0)
+ *   caps its events per second; absent or 0 means unlimited.
+ *
+ * Evaluations are local (the SDK keeps the flags in memory). Tenants found
+ * paused are remembered so the claim skips them in SQL; when a flag changes,
+ * every remembered tenant is evaluated again and the relay woken, so a resume
+ * takes effect at once. When the flag source is unavailable the gate fails
+ * open (every tenant enabled) unless configured to fail closed (none is).
+ */
+import type { Logger } from '../log/logger.js';
+import type { TenantDecision, TenantGate, TenantGateStatus } from '../relay/tenant-gate.js';
+import type { FlagClient } from './flag-client.js';
+
+/** Options of {@link LaunchDarklyGate}. */
+export interface LaunchDarklyGateOptions {
+  publishFlagKey: string;
+  rateFlagKey: string;
+  failClosed: boolean;
+  logger: Logger;
+}
+
+/** A {@link TenantGate} over a LaunchDarkly {@link FlagClient}. */
+export class LaunchDarklyGate implements TenantGate {
+  private readonly paused = new Set<string>();
+  private readonly listeners = new Set<() => void>();
+  private reportedFailing = false;
+  private readonly onUpdate = () => void this.reevaluate();
+
+  constructor(
+    private readonly client: FlagClient,
+    private readonly options: LaunchDarklyGateOptions,
+  ) {
+    client.events.on('update', this.onUpdate);
+  }
+
+  async decide(tenants: readonly string[]): Promise<ReadonlyMap<string, TenantDecision>> {
+    const decisions = new Map<string, TenantDecision>();
+    const available = this.client.initialized();
+    this.reportAvailability(available);
+    await Promise.all(
+      tenants.map(async (tenant) => {
+        decisions.set(tenant, await this.decideOne(tenant, available));
+      }),
+    );
+    return decisions;
+  }
+
+  pausedTenants(): readonly string[] {
+    return [...this.paused];
+  }
+
+  closed(): boolean {
+    return this.options.failClosed && !this.client.initialized();
+  }
+
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  status(): TenantGateStatus {
+    const initialized = this.client.initialized();
+    return {
+      source: this.client.source,
+      initialized,
+      failing: initialized ? undefined : this.options.failClosed ? 'closed' : 'open',
+    };
+  }
+
+  async close(): Promise<void> {
+    this.client.events.off('update', this.onUpdate);
+    await this.client.close();
+  }
+
+  private async decideOne(tenant: string, available: boolean): Promise<TenantDecision> {
+    if (!available && this.options.failClosed) return { paused: true, ratePerSecond: undefined };
+    let enabled = true;
+    let rate: number | undefined;
+    try {
+      enabled = (await this.client.variation(this.options.publishFlagKey, tenant, true)) !== false;
+      const limit = await this.client.variation(this.options.rateFlagKey, tenant, 0);
+      rate = typeof limit === 'number' && Number.isFinite(limit) && limit > 0 ? limit : undefined;
+    } catch (error) {
+      // An evaluation never throws in practice; if it does, fail as configured.
+      this.options.logger.warn('flag evaluation failed', { tenant, error });
+      enabled = !this.options.failClosed;
+    }
+    if (enabled) this.paused.delete(tenant);
+    else this.paused.add(tenant);
+    return { paused: !enabled, ratePerSecond: rate };
+  }
+
+  /** A flag changed: decide again for every tenant we hold back, then wake the relay. */
+  private async reevaluate(): Promise<void> {
+    const tenants = [...this.paused];
+    if (tenants.length > 0) await this.decide(tenants);
+    this.options.logger.info('tenant flags changed', { paused: this.paused.size });
+    for (const listener of this.listeners) listener();
+  }
+
+  private reportAvailability(available: boolean): void {
+    if (available === !this.reportedFailing) return;
+    this.reportedFailing = !available;
+    if (available) {
+      this.options.logger.info('tenant flags available again');
+    } else {
+      this.options.logger.warn(
+        this.options.failClosed
+          ? 'tenant flags unavailable: failing closed, no tenant publishes'
+          : 'tenant flags unavailable: failing open, every tenant publishes',
+      );
+    }
+  }
+}

@@ -29,6 +29,7 @@ const SCENARIOS = [
   'latency',
   'write-path',
   'backlog',
+  'tenants',
   'memory',
   'horizontal',
 ] as const;

@@ -81,6 +81,26 @@ function cpuOf(pids: readonly number[]): number {
   return pids.reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0);
 }
 
+/** CPU seconds per pid now, to diff later (a process that exits meanwhile is left out). */
+function cpuSnapshot(pids: readonly number[]): Map<number, number> {
+  const snapshot = new Map<number, number>();
+  for (const pid of pids) {
+    const seconds = cpuSeconds(pid);
+    if (seconds !== undefined) snapshot.set(pid, seconds);
+  }
+  return snapshot;
+}
+
+/** CPU seconds used since `before` by the processes still alive. */
+function cpuSince(before: ReadonlyMap<number, number>): number {
+  let total = 0;
+  for (const [pid, start] of before) {
+    const now = cpuSeconds(pid);
+    if (now !== undefined && now >= start) total += now - start;
+  }
+  return total;
+}
+
 /** Runs 1, 2 and 3 relays over `rows` rows each time. */
 export async function measureHorizontal(
   env: BenchEnv,
@@ -106,14 +126,14 @@ export async function measureHorizontal(
       const before = {
         machine: machineTicks(),
         relays: cpuOf(relayPids),
-        postgres: cpuOf(postgres),
+        postgres: cpuSnapshot(postgres),
         rabbit: cpuOf(rabbit),
         self: process.cpuUsage(),
       };
       await queue.waitFor(rows, 600_000);
       const machine1 = machineTicks();
       const relayCpu = cpuOf(relayPids) - before.relays;
-      const postgresCpu = cpuOf(postgres) - before.postgres;
+      const postgresCpu = cpuSince(before.postgres);
       const rabbitCpu = cpuOf(rabbit) - before.rabbit;
       const self = process.cpuUsage(before.self);
       for (const relay of relays) await relay.stop();

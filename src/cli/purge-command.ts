@@ -26,10 +26,12 @@ export async function purgeCommand(
     throw new UsageError('purge needs --tenant <tenant id>');
   let before = new Date();
   if (options.before !== undefined) {
+    // ISO 8601 with a date and an explicit zone (Z or ±hh:mm), so it never means local time by accident.
+    const iso = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/;
     before = new Date(options.before);
-    if (Number.isNaN(before.getTime())) {
+    if (!iso.test(options.before) || Number.isNaN(before.getTime())) {
       throw new UsageError(
-        `--before expects a timestamp such as 2026-11-21T08:00:00Z, got '${options.before}'`,
+        `--before expects an ISO 8601 time with a zone, such as 2026-11-21T08:00:00Z, got '${options.before}'`,
       );
     }
   }

@@ -261,12 +261,19 @@ export class Relay {
     const limit = pLimit(this.options.batchesInFlight);
     let failures = 0;
     let brokerWaits = 0;
+    let gateClosed = false;
     while (!this.stopping) {
       if (this.deps.gate.closed()) {
-        // The flag source is down and configured to fail closed: hold everything.
-        await this.sleep(500);
+        // The flag source is down and configured to fail closed: hold everything
+        // (a flag change, such as the source coming back, rings the wake signal).
+        if (!gateClosed)
+          this.deps.logger.warn('tenant flags unavailable and failing closed: claiming paused');
+        gateClosed = true;
+        await this.wake.wait(500);
         continue;
       }
+      if (gateClosed) this.deps.logger.info('tenant flags available again: claiming resumed');
+      gateClosed = false;
       if (!this.deps.publisher.isReady()) {
         // Never claim what cannot be published: wait for the publisher to
         // reconnect (or the broker to unblock). Rows stay pending meanwhile.
@@ -400,7 +407,6 @@ export class Relay {
       // A row deleted since the claim (purged by an operator) is simply gone.
       rows = claimed.filter((row) => payloads.has(row.id));
       await turn.ready;
-      // Check the gate again right before publishing: a flip takes effect within one batch.
       // Ask the gate right before publishing, per distinct tenant: a flip
       // takes effect within one batch. Paused tenants' rows are held; a
       // throttled tenant publishes its oldest rows up to its budget.

@@ -13,7 +13,7 @@ import {
   type LDOptions,
 } from '@launchdarkly/node-server-sdk';
 import { parse as parseYaml } from 'yaml';
-import type { Logger } from '../log/logger.js';
+import { type Logger, silentLogger } from '../log/logger.js';
 import { FileChangeWatcher } from './file-change-watcher.js';
 
 /** What the gate needs from a LaunchDarkly client. */
@@ -38,11 +38,26 @@ function tenantContext(tenantId: string) {
   return { kind: 'tenant', key: tenantId };
 }
 
+/**
+ * Handles the SDK's 'error' events: an unknown flag is expected (the
+ * rate-limit flag is optional) and ignored; anything else is logged once per
+ * distinct message, so a bad SDK key is visible without flooding the log.
+ */
+function listenForErrors(client: LDClient, logger: Logger): void {
+  const seen = new Set<string>();
+  client.on('error', (error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error);
+    if (/unknown feature flag/i.test(message) || seen.has(message)) return;
+    if (seen.size < 100) seen.add(message);
+    logger.warn('launchdarkly error', { detail: message });
+  });
+}
+
 /** Wraps one SDK client; re-emits its flag changes as 'update'. */
-function wrap(client: LDClient, source: FlagClient['source']): FlagClient {
+function wrap(client: LDClient, source: FlagClient['source'], logger: Logger): FlagClient {
   const events = new EventEmitter();
   client.on('update', () => events.emit('update'));
-  client.on('error', () => undefined);
+  listenForErrors(client, logger);
   return {
     source,
     variation: (flagKey, tenantId, fallback) =>
@@ -64,9 +79,10 @@ async function waitForInit(
   try {
     await client.waitForInitialization({ timeout: Math.max(1, timeoutMs / 1000) });
   } catch (error) {
-    logger.warn(`${what} did not initialize in time; evaluations use the fallback until it does`, {
-      error,
-    });
+    logger.warn(
+      `${what} did not initialize in time; until it does, tenants are handled as OUTBOX_FLAGS_FAIL_CLOSED says (default: all publish)`,
+      { error },
+    );
   }
 }
 
@@ -92,15 +108,17 @@ export async function launchDarklyClient(options: LaunchDarklyOptions): Promise<
     ...(options.eventsUri ? { eventsUri: options.eventsUri } : {}),
   };
   const client = init(options.sdkKey, ldOptions);
+  const wrapped = wrap(client, 'launchdarkly', options.logger);
   await waitForInit(client, options.initTimeoutMs, 'LaunchDarkly', options.logger);
-  return wrap(client, 'launchdarkly');
+  return wrapped;
 }
 
 /** A client over a TestData source (tests; one TestData per client). */
 export async function testDataClient(testData: integrations.TestData): Promise<FlagClient> {
   const client = init('test-data', { updateProcessor: testData.getFactory(), sendEvents: false });
+  const wrapped = wrap(client, 'test-data', silentLogger);
   await client.waitForInitialization({ timeout: 5 });
-  return wrap(client, 'test-data');
+  return wrapped;
 }
 
 function fileSourceClient(path: string, logger: Logger): LDClient {
@@ -111,11 +129,13 @@ function fileSourceClient(path: string, logger: Logger): LDClient {
     autoUpdate: false,
     yamlParser: (text: string) => parseYaml(text),
   });
-  return init('flags-file', {
+  const client = init('flags-file', {
     updateProcessor: factory.getFactory(),
     sendEvents: false,
     logger: sdkLogger(logger),
   });
+  listenForErrors(client, logger);
+  return client;
 }
 
 /**

@@ -79,7 +79,9 @@ export class LaunchDarklyGate implements TenantGate {
   }
 
   private async decideOne(tenant: string, available: boolean): Promise<TenantDecision> {
-    if (!available && this.options.failClosed) return { paused: true, ratePerSecond: undefined };
+    // Unavailable: decide without asking the SDK (which would only return the
+    // fallback, and log a warning per evaluation).
+    if (!available) return { paused: this.options.failClosed, ratePerSecond: undefined };
     let enabled = true;
     let rate: number | undefined;
     try {

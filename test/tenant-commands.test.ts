@@ -81,6 +81,6 @@ describe('outbox-relay tenants and purge, as ops run them', () => {
       env(),
     );
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/--before expects a timestamp/);
+    expect(bad.stderr).toMatch(/--before expects an ISO 8601 time with a zone/);
   });
 });

@@ -1,2 +1,1 @@
-drop table tenant_leases;
 drop table messages;

@@ -27,7 +27,10 @@ afterAll(async () => {
 describe('outbox-relay as ops run it', () => {
   it('migrates, publishes 10,000 messages of several tenants exactly once and in order, and exits 0 on SIGTERM', async () => {
     const migrated = await runCli(['migrate', 'up'], env);
-    expect(migrated).toMatchObject({ code: 0, stdout: 'applied 0001_create_outbox\n' });
+    expect(migrated).toMatchObject({
+      code: 0,
+      stdout: 'applied 0001_create_outbox\napplied 0002_lease_tenants\n',
+    });
 
     const tenants = ['acme', 'globex', 'initech', 'umbrella', 'hooli'];
     const expected = await enqueueEvents(pool, schema, broker.exchange, tenants, 2000);
@@ -172,34 +175,42 @@ describe('outbox-relay migrate on an empty database', () => {
     try {
       expect(await runCli(['migrate', 'status'], dbEnv)).toMatchObject({
         code: 0,
-        stdout: '0001_create_outbox  pending\n',
+        stdout: '0001_create_outbox  pending\n0002_lease_tenants  pending\n',
       });
       expect(await runCli(['migrate', 'up'], dbEnv)).toMatchObject({
         code: 0,
-        stdout: 'applied 0001_create_outbox\n',
+        stdout: 'applied 0001_create_outbox\napplied 0002_lease_tenants\n',
       });
       expect(await runCli(['migrate', 'up'], dbEnv)).toMatchObject({
         code: 0,
         stdout: 'schema outbox is up to date\n',
       });
       expect((await runCli(['migrate', 'status'], dbEnv)).stdout).toMatch(
-        /^0001_create_outbox {2}applied \d{4}-/,
+        /^0001_create_outbox {2}applied \d{4}-.*\n0002_lease_tenants {2}applied \d{4}-/,
+      );
+      // down reverts one step at a time.
+      expect(await runCli(['migrate', 'down'], dbEnv)).toMatchObject({
+        code: 0,
+        stdout: 'reverted 0002_lease_tenants\n',
+      });
+      expect((await runCli(['migrate', 'status'], dbEnv)).stdout).toMatch(
+        /^0001_create_outbox {2}applied \d{4}-.*\n0002_lease_tenants {2}pending\n$/,
       );
       expect(await runCli(['migrate', 'down'], dbEnv)).toMatchObject({
         code: 0,
         stdout: 'reverted 0001_create_outbox\n',
       });
       expect((await runCli(['migrate', 'status'], dbEnv)).stdout).toBe(
-        '0001_create_outbox  pending\n',
+        '0001_create_outbox  pending\n0002_lease_tenants  pending\n',
       );
       expect(await runCli(['migrate', 'up'], dbEnv)).toMatchObject({
         code: 0,
-        stdout: 'applied 0001_create_outbox\n',
+        stdout: 'applied 0001_create_outbox\napplied 0002_lease_tenants\n',
       });
       const check = new pg.Client({ connectionString: url.toString() });
       await check.connect();
       const { rows } = await check.query(
-        `select to_regclass('outbox.messages') is not null as exists`,
+        `select to_regclass('outbox.messages') is not null and to_regclass('outbox.tenant_leases') is not null as exists`,
       );
       await check.end();
       expect(rows[0].exists).toBe(true);

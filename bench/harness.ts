@@ -273,6 +273,17 @@ export function cpuMicrosPerMessage(
   return ((after.busy - before.busy) * 10_000) / messages;
 }
 
+/** Waits (up to 30 s) until every committed message id has an ack time. */
+export async function waitForAcks(
+  committedAt: ReadonlyMap<string, number>,
+  ackedAt: ReadonlyMap<string, number>,
+): Promise<void> {
+  const deadline = performance.now() + 30_000;
+  while (ackedAt.size < committedAt.size && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** The `p`th percentile (0–100) of `values`, nearest rank. */
 export function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return Number.NaN;

@@ -10,7 +10,14 @@ import { loadConfig } from '../src/config.js';
 import { silentLogger } from '../src/log/logger.js';
 import { enqueue } from '../src/outbox/enqueue.js';
 import { openRelayRuntime } from '../src/runtime/relay-runtime.js';
-import { type BenchEnv, drainedQueue, EXCHANGE, freshSchema, percentile } from './harness.js';
+import {
+  type BenchEnv,
+  drainedQueue,
+  EXCHANGE,
+  freshSchema,
+  percentile,
+  waitForAcks,
+} from './harness.js';
 import { benchPayload } from './raw-publisher.js';
 
 /** Latencies in milliseconds. */
@@ -99,10 +106,7 @@ export async function measureLatency(
         }
       }),
     );
-    const deadline = performance.now() + 30_000;
-    while (ackedAt.size < committedAt.size && performance.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await waitForAcks(committedAt, ackedAt);
   } finally {
     await runtime.stop();
     for (const client of clients) await client.end().catch(() => undefined);

@@ -21,6 +21,7 @@ import {
   insertBacklog,
   percentile,
   spawnRelay,
+  waitForAcks,
 } from './harness.js';
 import { benchPayload } from './raw-publisher.js';
 
@@ -195,10 +196,7 @@ export async function measureFlood(
         }
       }),
     );
-    const deadline = performance.now() + 30_000;
-    while (ackedAt.size < committedAt.size && performance.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await waitForAcks(committedAt, ackedAt);
   } finally {
     await runtime.stop();
     for (const client of writers) await client.end().catch(() => undefined);

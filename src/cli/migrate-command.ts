@@ -2,7 +2,7 @@
  * `outbox-relay migrate up|down|status`: the only way the schema changes.
  */
 import type { Config } from '../config.js';
-import { checkDatabase, createPool } from '../db/pool.js';
+import { withCommandPool } from '../db/pool.js';
 import type { Logger } from '../log/logger.js';
 import { migrateDown, migrateUp, migrationStatus } from '../schema/migrator.js';
 import { UsageError } from './args.js';
@@ -18,40 +18,40 @@ export async function migrateCommand(
       `migrate needs an action: up, down or status${action ? ` (got '${action}')` : ''}`,
     );
   }
-  const pool = createPool({
-    url: config.databaseUrl,
-    max: 2,
-    connectTimeoutMs: config.connectTimeoutMs,
-    applicationName: 'outbox-relay migrate',
-    onError: (error) => logger.warn('idle database connection failed', { error }),
-  });
-  try {
-    await checkDatabase(pool, config.databaseUrl);
-    if (action === 'status') {
-      const states = await migrationStatus(pool, config.schema);
-      for (const state of states) {
-        const applied = state.executedAt ? `applied ${state.executedAt.toISOString()}` : 'pending';
-        process.stdout.write(`${state.name}  ${applied}\n`);
+  return withCommandPool(
+    {
+      url: config.databaseUrl,
+      connectTimeoutMs: config.connectTimeoutMs,
+      command: 'migrate',
+      logger,
+    },
+    async (pool) => {
+      if (action === 'status') {
+        const states = await migrationStatus(pool, config.schema);
+        for (const state of states) {
+          const applied = state.executedAt
+            ? `applied ${state.executedAt.toISOString()}`
+            : 'pending';
+          process.stdout.write(`${state.name}  ${applied}\n`);
+        }
+        return 0;
       }
-      return 0;
-    }
-    if (action === 'up') {
-      const { applied } = await migrateUp(pool, config.schema);
+      if (action === 'up') {
+        const { applied } = await migrateUp(pool, config.schema);
+        process.stdout.write(
+          applied.length === 0
+            ? `schema ${config.schema} is up to date\n`
+            : applied.map((name) => `applied ${name}\n`).join(''),
+        );
+        return 0;
+      }
+      const { reverted } = await migrateDown(pool, config.schema);
       process.stdout.write(
-        applied.length === 0
-          ? `schema ${config.schema} is up to date\n`
-          : applied.map((name) => `applied ${name}\n`).join(''),
+        reverted.length === 0
+          ? 'nothing to revert\n'
+          : reverted.map((name) => `reverted ${name}\n`).join(''),
       );
       return 0;
-    }
-    const { reverted } = await migrateDown(pool, config.schema);
-    process.stdout.write(
-      reverted.length === 0
-        ? 'nothing to revert\n'
-        : reverted.map((name) => `reverted ${name}\n`).join(''),
-    );
-    return 0;
-  } finally {
-    await pool.end().catch(() => undefined);
-  }
+    },
+  );
 }

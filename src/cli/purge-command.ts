@@ -4,7 +4,7 @@
  * Deleted events are gone for good, so it refuses to run without --yes.
  */
 import type { Config } from '../config.js';
-import { checkDatabase, createPool } from '../db/pool.js';
+import { withCommandPool } from '../db/pool.js';
 import type { Logger } from '../log/logger.js';
 import { outboxStatements, purgeTenant } from '../outbox/queries.js';
 import { UsageError } from './args.js';
@@ -22,8 +22,8 @@ export async function purgeCommand(
   options: PurgeOptions,
   logger: Logger,
 ): Promise<number> {
-  if (!options.tenant || options.tenant.trim() === '')
-    throw new UsageError('purge needs --tenant <tenant id>');
+  const tenant = options.tenant;
+  if (!tenant || tenant.trim() === '') throw new UsageError('purge needs --tenant <tenant id>');
   let before = new Date();
   if (options.before !== undefined) {
     // ISO 8601 with a date and an explicit zone (Z or ±hh:mm), so it never means local time by accident.
@@ -40,31 +40,24 @@ export async function purgeCommand(
       `purge deletes tenant ${options.tenant}'s pending events for good; add --yes to confirm`,
     );
   }
-  const pool = createPool({
-    url: config.databaseUrl,
-    max: 1,
-    connectTimeoutMs: config.connectTimeoutMs,
-    applicationName: 'outbox-relay purge',
-    onError: (error) => logger.warn('idle database connection failed', { error }),
-  });
-  try {
-    await checkDatabase(pool, config.databaseUrl);
-    const deleted = await purgeTenant(
-      pool,
-      outboxStatements(config.schema),
-      options.tenant,
-      before,
-    );
-    logger.info('purged pending events', {
-      tenant: options.tenant,
-      before: before.toISOString(),
-      deleted,
-    });
-    process.stdout.write(
-      `purged ${deleted} pending events of tenant ${options.tenant} created before ${before.toISOString()}\n`,
-    );
-    return 0;
-  } finally {
-    await pool.end().catch(() => undefined);
-  }
+  return withCommandPool(
+    {
+      url: config.databaseUrl,
+      connectTimeoutMs: config.connectTimeoutMs,
+      command: 'purge',
+      logger,
+    },
+    async (pool) => {
+      const deleted = await purgeTenant(pool, outboxStatements(config.schema), tenant, before);
+      logger.info('purged pending events', {
+        tenant: options.tenant,
+        before: before.toISOString(),
+        deleted,
+      });
+      process.stdout.write(
+        `purged ${deleted} pending events of tenant ${options.tenant} created before ${before.toISOString()}\n`,
+      );
+      return 0;
+    },
+  );
 }

@@ -4,7 +4,7 @@
  * (evaluated with the same flag source and flags the relay uses).
  */
 import type { Config } from '../config.js';
-import { checkDatabase, createPool } from '../db/pool.js';
+import { withCommandPool } from '../db/pool.js';
 import type { Logger } from '../log/logger.js';
 import { outboxStatements, tenantBacklog } from '../outbox/queries.js';
 import { toSqlExecutor } from '../outbox/sql-executor.js';
@@ -33,57 +33,55 @@ export async function tenantsCommand(
   options: { json: boolean },
   logger: Logger,
 ): Promise<number> {
-  const pool = createPool({
-    url: config.databaseUrl,
-    max: 1,
-    connectTimeoutMs: config.connectTimeoutMs,
-    applicationName: 'outbox-relay tenants',
-    onError: (error) => logger.warn('idle database connection failed', { error }),
-  });
-  try {
-    await checkDatabase(pool, config.databaseUrl);
-    const backlog = await tenantBacklog(toSqlExecutor(pool), outboxStatements(config.schema));
-    const gate = await openTenantGate(config, logger);
-    let decisions: ReadonlyMap<string, { paused: boolean; ratePerSecond: number | undefined }>;
-    try {
-      decisions = await gate.decide(backlog.map((row) => row.tenant_id));
-    } finally {
-      await gate.close();
-    }
-    const report: TenantReport[] = backlog.map((row) => ({
-      tenantId: row.tenant_id,
-      pending: row.pending,
-      oldestPendingSeconds: Math.round(row.oldest_seconds),
-      paused: decisions.get(row.tenant_id)?.paused ?? false,
-      rateLimit: decisions.get(row.tenant_id)?.ratePerSecond ?? null,
-    }));
-    if (options.json) {
+  return withCommandPool(
+    {
+      url: config.databaseUrl,
+      connectTimeoutMs: config.connectTimeoutMs,
+      command: 'tenants',
+      logger,
+    },
+    async (pool) => {
+      const backlog = await tenantBacklog(toSqlExecutor(pool), outboxStatements(config.schema));
+      const gate = await openTenantGate(config, logger);
+      let decisions: ReadonlyMap<string, { paused: boolean; ratePerSecond: number | undefined }>;
+      try {
+        decisions = await gate.decide(backlog.map((row) => row.tenant_id));
+      } finally {
+        await gate.close();
+      }
+      const report: TenantReport[] = backlog.map((row) => ({
+        tenantId: row.tenant_id,
+        pending: row.pending,
+        oldestPendingSeconds: Math.round(row.oldest_seconds),
+        paused: decisions.get(row.tenant_id)?.paused ?? false,
+        rateLimit: decisions.get(row.tenant_id)?.ratePerSecond ?? null,
+      }));
+      if (options.json) {
+        process.stdout.write(
+          `${JSON.stringify({ flagSource: gate.status(), tenants: report }, null, 2)}\n`,
+        );
+        return 0;
+      }
+      const status = gate.status();
       process.stdout.write(
-        `${JSON.stringify({ flagSource: gate.status(), tenants: report }, null, 2)}\n`,
+        `flag source: ${status.source}${status.failing ? ` (unavailable, failing ${status.failing})` : ''}\n`,
       );
+      const width = Math.max(6, ...report.map((r) => r.tenantId.length));
+      process.stdout.write(
+        `${'TENANT'.padEnd(width)}  ${'PENDING'.padStart(9)}  ${'OLDEST'.padStart(6)}  STATE\n`,
+      );
+      for (const r of report) {
+        const state = r.paused
+          ? 'paused'
+          : r.rateLimit !== null
+            ? `throttled ${r.rateLimit}/s`
+            : 'publishing';
+        process.stdout.write(
+          `${r.tenantId.padEnd(width)}  ${String(r.pending).padStart(9)}  ${age(r.oldestPendingSeconds).padStart(6)}  ${state}\n`,
+        );
+      }
+      if (report.length === 0) process.stdout.write('(no pending events)\n');
       return 0;
-    }
-    const status = gate.status();
-    process.stdout.write(
-      `flag source: ${status.source}${status.failing ? ` (unavailable, failing ${status.failing})` : ''}\n`,
-    );
-    const width = Math.max(6, ...report.map((r) => r.tenantId.length));
-    process.stdout.write(
-      `${'TENANT'.padEnd(width)}  ${'PENDING'.padStart(9)}  ${'OLDEST'.padStart(6)}  STATE\n`,
-    );
-    for (const r of report) {
-      const state = r.paused
-        ? 'paused'
-        : r.rateLimit !== null
-          ? `throttled ${r.rateLimit}/s`
-          : 'publishing';
-      process.stdout.write(
-        `${r.tenantId.padEnd(width)}  ${String(r.pending).padStart(9)}  ${age(r.oldestPendingSeconds).padStart(6)}  ${state}\n`,
-      );
-    }
-    if (report.length === 0) process.stdout.write('(no pending events)\n');
-    return 0;
-  } finally {
-    await pool.end().catch(() => undefined);
-  }
+    },
+  );
 }

@@ -5,6 +5,7 @@
 import pg from 'pg';
 import { redactUrl } from '../config.js';
 import { describeError, OutboxError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
 
 /** Options of {@link createPool}. */
 export interface PoolOptions {
@@ -40,5 +41,28 @@ export async function checkDatabase(pool: pg.Pool, url: string): Promise<void> {
       `cannot connect to PostgreSQL at ${redactUrl(url)}: ${describeError(error) || (error as { code?: string }).code || 'connection failed'}`,
       { cause: error },
     );
+  }
+}
+
+/**
+ * For one-shot commands: opens a small pool, checks the database is reachable
+ * (one clear DATABASE_UNAVAILABLE error if not), runs `work`, always closes.
+ */
+export async function withCommandPool<T>(
+  options: { url: string; connectTimeoutMs: number; command: string; logger: Logger },
+  work: (pool: pg.Pool) => Promise<T>,
+): Promise<T> {
+  const pool = createPool({
+    url: options.url,
+    max: 2,
+    connectTimeoutMs: options.connectTimeoutMs,
+    applicationName: `outbox-relay ${options.command}`,
+    onError: (error) => options.logger.warn('idle database connection failed', { error }),
+  });
+  try {
+    await checkDatabase(pool, options.url);
+    return await work(pool);
+  } finally {
+    await pool.end().catch(() => undefined);
   }
 }

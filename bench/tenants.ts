@@ -61,18 +61,25 @@ function flagsFile(dir: string): string {
   return path;
 }
 
-/** Others' rate draining `others` rows, without and then with `heldRows` held rows of a paused tenant. */
+/**
+ * Others' rate draining `others` rows without and with `heldRows` held rows
+ * of a paused tenant. Both schemas are built first and checkpointed, then the
+ * two sides are measured alternately (without, with, without, with) and each
+ * side's mean is compared, so neither side pays alone for the writes of
+ * building the large backlog or for running first.
+ */
 export async function measurePausedBacklog(
   env: BenchEnv,
-  options: { heldRows: number; others: number },
+  options: { heldRows: number; others: number; rounds?: number },
   log: (line: string) => void,
 ): Promise<PausedBacklogResult> {
   const dir = mkdtempSync(join(tmpdir(), 'outbox-bench-flags-'));
   const flags = flagsFile(dir);
   const queue = await drainedQueue(env, 'outbox-bench-paused', 'classic');
-  const rates: number[] = [];
+  const sides = [0, options.heldRows];
+  const rates = new Map<number, number[]>(sides.map((held) => [held, []]));
   try {
-    for (const held of [0, options.heldRows]) {
+    for (const held of sides) {
       const schema = `bench_paused_${held}`;
       await freshSchema(env, schema);
       if (held > 0) {
@@ -83,28 +90,45 @@ export async function measurePausedBacklog(
           tenantSql: `'${PAUSED}'`,
         });
       }
-      await insertBacklog(env, schema, queue.routingKey, options.others, {
-        tenants: 100,
-        startAt: held,
-      });
-      await env.pool.query(`vacuum analyze "${schema}".messages`);
-      queue.reset();
-      const relay = spawnRelay(env, schema, { OUTBOX_FLAGS_FILE: flags });
-      await queue.waitFor(options.others, 300_000);
-      await relay.stop();
-      rates.push(arrivalRate(queue.arrivals));
-      const { rows } = await env.pool.query(`select count(*)::int as n from "${schema}".messages`);
-      if (rows[0].n !== held)
-        throw new Error(`expected ${held} held rows to remain, found ${rows[0].n}`);
-      await env.pool.query(`drop schema "${schema}" cascade`);
+    }
+    for (let round = 0; round < (options.rounds ?? 2); round++) {
+      for (const held of sides) {
+        const schema = `bench_paused_${held}`;
+        await insertBacklog(env, schema, queue.routingKey, options.others, {
+          tenants: 100,
+          startAt: held + round * options.others,
+        });
+        await env.pool.query(`vacuum analyze "${schema}".messages`);
+        await env.pool.query('checkpoint');
+        queue.reset();
+        const relay = spawnRelay(env, schema, { OUTBOX_FLAGS_FILE: flags });
+        await queue.waitFor(options.others, 300_000);
+        await relay.stop();
+        rates.get(held)?.push(arrivalRate(queue.arrivals));
+        const { rows } = await env.pool.query(
+          `select count(*)::int as n from "${schema}".messages`,
+        );
+        if (rows[0].n !== held)
+          throw new Error(`expected ${held} held rows to remain, found ${rows[0].n}`);
+      }
     }
   } finally {
+    for (const held of sides)
+      await env.pool.query(`drop schema if exists "bench_paused_${held}" cascade`);
     await queue.close();
     rmSync(dir, { recursive: true, force: true });
   }
-  const [rateWithout = 0, rateWith = 0] = rates;
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const rateWithout = mean(rates.get(0) ?? []);
+  const rateWith = mean(rates.get(options.heldRows) ?? []);
   log(
-    `  other tenants: ${Math.round(rateWithout)} msg/s without, ${Math.round(rateWith)} msg/s with ${options.heldRows} held rows of a paused tenant`,
+    `  other tenants: ${Math.round(rateWithout)} msg/s without, ${Math.round(rateWith)} msg/s with ${options.heldRows} held rows of a paused tenant (means of ${rates
+      .get(0)
+      ?.map((r) => Math.round(r))
+      .join(', ')} and ${rates
+      .get(options.heldRows)
+      ?.map((r) => Math.round(r))
+      .join(', ')})`,
   );
   return {
     heldRows: options.heldRows,

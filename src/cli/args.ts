@@ -12,6 +12,8 @@ export class UsageError extends Error {}
 export interface ExtraFlag {
   name: string;
   type: 'boolean' | 'string';
+  /** May be given more than once (values collected in order). */
+  multiple?: boolean;
   description: string;
 }
 
@@ -21,7 +23,7 @@ export interface ParsedArgs {
   /** Setting flags, keyed by flag name. */
   settings: Record<string, string>;
   /** Extra flags of the command. */
-  extra: Record<string, string | boolean>;
+  extra: Record<string, string | boolean | string[]>;
   help: boolean;
 }
 
@@ -35,7 +37,8 @@ export function parseCommandArgs(
     help: { type: 'boolean', short: 'h' },
   };
   for (const [, spec] of settingsFor(scopes)) options[spec.flag] = { type: 'string' };
-  for (const flag of extra) options[flag.name] = { type: flag.type };
+  for (const flag of extra)
+    options[flag.name] = { type: flag.type, ...(flag.multiple ? { multiple: true } : {}) };
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
@@ -47,10 +50,11 @@ export function parseCommandArgs(
     const value = parsed.values[spec.flag];
     if (typeof value === 'string') settings[spec.flag] = value;
   }
-  const extras: Record<string, string | boolean> = {};
+  const extras: Record<string, string | boolean | string[]> = {};
   for (const flag of extra) {
     const value = parsed.values[flag.name];
     if (typeof value === 'string' || typeof value === 'boolean') extras[flag.name] = value;
+    else if (Array.isArray(value)) extras[flag.name] = value.map(String);
   }
   return {
     positionals: parsed.positionals,

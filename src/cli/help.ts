@@ -11,6 +11,7 @@ Usage:
   outbox-relay migrate up|down|status [options]   manage the outbox schema
   outbox-relay run [--once] [options]             run the relay
   outbox-relay tenants [--json] [options]         pending events per tenant, paused or throttled now
+  outbox-relay dead list|retry|discard [...]      inspect, retry or discard dead events
   outbox-relay purge --tenant T [--before TIME] --yes
                                                   discard a tenant's pending events
   outbox-relay <command> --help                   options of a command

@@ -8,6 +8,7 @@ import { loadConfig } from '../config.js';
 import { ConfigError, OutboxError } from '../errors.js';
 import { createJsonLogger, type LogLevel } from '../log/logger.js';
 import { type ExtraFlag, parseCommandArgs, UsageError } from './args.js';
+import { deadCommand } from './dead-command.js';
 import { commandHelp, MAIN_HELP } from './help.js';
 import { migrateCommand } from './migrate-command.js';
 import { purgeCommand } from './purge-command.js';
@@ -16,6 +17,14 @@ import { tenantsCommand } from './tenants-command.js';
 
 const RUN_FLAGS: ExtraFlag[] = [
   { name: 'once', type: 'boolean', description: 'publish what is pending, then exit' },
+];
+const DEAD_FLAGS: ExtraFlag[] = [
+  { name: 'id', type: 'string', multiple: true, description: 'a dead row by id (repeatable)' },
+  { name: 'tenant', type: 'string', description: "a tenant's dead rows" },
+  { name: 'all', type: 'boolean', description: 'every dead row (retry, discard)' },
+  { name: 'limit', type: 'string', description: 'most rows to list (default 100)' },
+  { name: 'json', type: 'boolean', description: 'print JSON for scripts (list)' },
+  { name: 'yes', type: 'boolean', description: 'confirm discard, or retry --all' },
 ];
 const TENANTS_FLAGS: ExtraFlag[] = [
   { name: 'json', type: 'boolean', description: 'print JSON for scripts' },
@@ -82,6 +91,36 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
     const config = loadConfig(process.env, args.settings);
     return tenantsCommand(config, { json: args.extra.json === true }, logger(config.logLevel));
+  }
+  if (command === 'dead') {
+    const args = parseCommandArgs(rest, ['database'], DEAD_FLAGS);
+    if (args.help) {
+      process.stdout.write(
+        commandHelp(
+          'outbox-relay dead list|retry|discard [--id ID ... | --tenant T | --all] [options]',
+          ['database'],
+          DEAD_FLAGS,
+        ),
+      );
+      return 0;
+    }
+    if (args.positionals.length > 1)
+      throw new UsageError(`unexpected argument '${args.positionals[1]}'`);
+    const config = loadConfig(process.env, args.settings);
+    const { id, tenant, limit } = args.extra;
+    return deadCommand(
+      args.positionals[0],
+      config,
+      {
+        ids: Array.isArray(id) ? id.map(String) : typeof id === 'string' ? [id] : [],
+        tenant: typeof tenant === 'string' ? tenant : undefined,
+        all: args.extra.all === true,
+        yes: args.extra.yes === true,
+        json: args.extra.json === true,
+        limit: typeof limit === 'string' ? limit : undefined,
+      },
+      logger(config.logLevel),
+    );
   }
   if (command === 'purge') {
     const args = parseCommandArgs(rest, ['database'], PURGE_FLAGS);

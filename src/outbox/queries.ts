@@ -45,6 +45,9 @@ export interface OutboxStatements {
   readonly sweepLeases: string;
   readonly tenantBacklog: string;
   readonly purgeTenant: string;
+  readonly listDead: string;
+  readonly retryDead: string;
+  readonly discardDead: string;
   readonly recordFailures: string;
   readonly deleteExpired: string;
   readonly readSequence: string;
@@ -187,6 +190,17 @@ export function outboxStatements(schema: string): OutboxStatements {
         extract(epoch from now() - min(created_at))::float8 as oldest_seconds
       from ${t} where published_at is null and dead_at is null
       group by tenant_id order by tenant_id`,
+    // Ops on dead rows; $1 ids (or null), $2 tenant (or null), $3 limit where there is one.
+    listDead: `select id::text as id, message_id::text as message_id, tenant_id, exchange, routing_key,
+        message_type, attempts, last_error, dead_at
+      from ${t} where dead_at is not null
+        and ($1::bigint[] is null or id = any ($1)) and ($2::text is null or tenant_id = $2)
+      order by dead_at, id limit $3`,
+    // Back to pending, attempts from zero; last_error stays as a record.
+    retryDead: `update ${t} set dead_at = null, attempts = 0, available_at = now()
+      where dead_at is not null and ($1::bigint[] is null or id = any ($1)) and ($2::text is null or tenant_id = $2)`,
+    discardDead: `delete from ${t}
+      where dead_at is not null and ($1::bigint[] is null or id = any ($1)) and ($2::text is null or tenant_id = $2)`,
     // Ops: discard up to $3 pending rows of tenant $1 created before $2.
     purgeTenant: `delete from ${t} where id in (
         select id from ${t}
@@ -464,6 +478,59 @@ export async function purgeTenant(
     total += deleted;
     if (deleted < batch) return total;
   }
+}
+
+/** A dead row, for `outbox-relay dead list`. */
+export interface DeadRow {
+  id: string;
+  message_id: string;
+  tenant_id: string;
+  exchange: string;
+  routing_key: string;
+  message_type: string | null;
+  attempts: number;
+  last_error: string | null;
+  dead_at: Date;
+}
+
+/** Which dead rows an operation applies to: some ids, one tenant's, or (both null) all. */
+export interface DeadSelection {
+  ids: readonly string[] | null;
+  tenantId: string | null;
+}
+
+/** Dead rows, oldest first, at most `limit`. */
+export async function listDead(
+  db: SqlExecutor,
+  statements: OutboxStatements,
+  selection: DeadSelection,
+  limit: number,
+): Promise<DeadRow[]> {
+  return db.run<DeadRow>(
+    statements.listDead,
+    [selection.ids, selection.tenantId, limit],
+    `outbox_list_dead_${statements.schema}`,
+  );
+}
+
+/** Puts dead rows back to pending with attempts from zero; returns how many. */
+export async function retryDead(
+  pool: pg.Pool,
+  statements: OutboxStatements,
+  selection: DeadSelection,
+): Promise<number> {
+  const result = await pool.query(statements.retryDead, [selection.ids, selection.tenantId]);
+  return result.rowCount ?? 0;
+}
+
+/** Deletes dead rows for good; returns how many. */
+export async function discardDead(
+  pool: pg.Pool,
+  statements: OutboxStatements,
+  selection: DeadSelection,
+): Promise<number> {
+  const result = await pool.query(statements.discardDead, [selection.ids, selection.tenantId]);
+  return result.rowCount ?? 0;
 }
 
 /** One failed publish to record. */

@@ -291,6 +291,15 @@ export const SETTINGS = {
     description: 'AMQP heartbeat; a silent broker is noticed after about two of them',
     parse: duration(1000, 600_000),
   }),
+  confirmTimeoutMs: setting({
+    env: 'OUTBOX_CONFIRM_TIMEOUT',
+    flag: 'confirm-timeout',
+    scope: 'relay',
+    default: '15s',
+    description:
+      'Longest wait for a broker confirm (unless the broker blocks) before the channel is dropped and its messages retried',
+    parse: duration(1000, 600_000),
+  }),
   shutdownTimeoutMs: setting({
     env: 'OUTBOX_SHUTDOWN_TIMEOUT',
     flag: 'shutdown-timeout',

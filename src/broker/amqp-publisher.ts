@@ -21,6 +21,8 @@ export interface AmqpPublisherOptions {
   /** Unconfirmed messages allowed across all channels. */
   maxInFlight: number;
   heartbeatMs: number;
+  /** Longest wait for a broker ack (while not blocked) before a channel is given up. */
+  confirmTimeoutMs: number;
   connectTimeoutMs: number;
   /** Shown in the broker's connection list. */
   connectionName: string;
@@ -62,7 +64,11 @@ export class AmqpPublisher implements Publisher {
     const window = Math.max(1, Math.ceil(options.maxInFlight / options.channels));
     this.lanes = Array.from(
       { length: options.channels },
-      () => new ConfirmLane(window, () => this.openChannel(), options.logger, options.onSettled),
+      () =>
+        new ConfirmLane(window, () => this.openChannel(), options.logger, options.onSettled, {
+          ms: options.confirmTimeoutMs,
+          blocked: () => this.blocked !== undefined,
+        }),
     );
   }
 

@@ -16,6 +16,16 @@ interface Pending {
   resolve: (result: PublishResult) => void;
   returned?: string;
   settled: boolean;
+  /** When it was written to the channel (ms, monotonic). */
+  sentAt?: number;
+}
+
+/** How a lane notices a confirm that never comes. */
+export interface ConfirmTimeout {
+  /** Longest wait for a broker ack before the channel is given up. */
+  ms: number;
+  /** True while the broker blocks publishing (a memory or disk alarm): waiting is then expected. */
+  blocked: () => boolean;
 }
 
 /** Opens a confirm channel; rejects when the broker cannot be reached. */
@@ -35,7 +45,53 @@ export class ConfirmLane {
     private readonly open: ChannelOpener,
     private readonly logger: Logger,
     private readonly onSettled?: (message: OutgoingMessage, result: PublishResult) => void,
+    private readonly confirmTimeout?: ConfirmTimeout,
   ) {}
+
+  private watchdog: NodeJS.Timeout | undefined;
+
+  /**
+   * Gives up the channel when its oldest unconfirmed message has waited longer
+   * than the confirm timeout while the broker is not blocking: the link is
+   * dead or the broker stuck. The messages fail without counting an attempt
+   * and are claimed again; a later ack on the old channel no longer counts.
+   */
+  private armWatchdog(): void {
+    const timeout = this.confirmTimeout;
+    if (!timeout || this.watchdog) return;
+    this.watchdog = setInterval(
+      () => {
+        const oldest = this.unconfirmed[0];
+        if (!oldest) {
+          clearInterval(this.watchdog);
+          this.watchdog = undefined;
+          return;
+        }
+        if (timeout.blocked() || oldest.sentAt === undefined) return;
+        if (performance.now() - oldest.sentAt < timeout.ms) return;
+        const channel = this.channel;
+        this.logger.warn('no broker confirm within the confirm timeout; dropping the channel', {
+          unconfirmed: this.unconfirmed.length,
+          timeoutMs: timeout.ms,
+        });
+        this.channel = undefined;
+        this.channelError = undefined;
+        const error = new PublishError(
+          'connection-lost',
+          `no broker confirm within ${timeout.ms} ms`,
+          {
+            countsAsAttempt: false,
+          },
+        );
+        for (const item of this.unconfirmed.splice(0)) this.settle(item, { ok: false, error });
+        this.waitingForDrain = false;
+        channel?.close().catch(() => undefined);
+        this.pump();
+      },
+      Math.max(50, Math.min(1000, timeout.ms / 4)),
+    );
+    this.watchdog.unref();
+  }
 
   /** Messages queued or unconfirmed on this lane. */
   get size(): number {
@@ -75,7 +131,9 @@ export class ConfirmLane {
     ) {
       const item = this.queue.shift() as Pending;
       const m = item.message;
+      item.sentAt = performance.now();
       this.unconfirmed.push(item);
+      this.armWatchdog();
       let writable: boolean;
       try {
         writable = channel.publish(
@@ -176,7 +234,9 @@ export class ConfirmLane {
   }
 
   private closed(channel: ConfirmChannel): void {
-    if (this.channel === channel) this.channel = undefined;
+    // A channel the watchdog already gave up has nothing of ours left.
+    if (this.channel !== channel) return;
+    this.channel = undefined;
     this.waitingForDrain = false;
     for (const item of this.unconfirmed.splice(0)) {
       this.settle(

@@ -78,6 +78,7 @@ export async function openRelayRuntime(
       channels: config.channels,
       maxInFlight: config.maxInFlight,
       heartbeatMs: config.heartbeatMs,
+      confirmTimeoutMs: config.confirmTimeoutMs,
       connectTimeoutMs: config.connectTimeoutMs,
       connectionName: connectionName(relayId),
       logger,

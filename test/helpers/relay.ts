@@ -22,6 +22,8 @@ export type TestRelayOptions = Partial<RelayOptions> & {
   channels?: number;
   maxInFlight?: number;
   gate?: TenantGate;
+  heartbeatMs?: number;
+  confirmTimeoutMs?: number;
 };
 
 /** Connects a publisher to `amqpUrl` and builds a relay on `db`. */
@@ -35,7 +37,8 @@ export async function createTestRelay(
     url: amqpUrl,
     channels: options.channels ?? 2,
     maxInFlight: options.maxInFlight ?? 500,
-    heartbeatMs: 10_000,
+    heartbeatMs: options.heartbeatMs ?? 10_000,
+    confirmTimeoutMs: options.confirmTimeoutMs ?? 15_000,
     connectTimeoutMs: 5000,
     connectionName: connectionName(relayId),
     logger: silentLogger,

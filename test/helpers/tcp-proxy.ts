@@ -1,0 +1,70 @@
+/**
+ * A TCP proxy on 127.0.0.1 in front of a service, for cutting connections
+ * the way networks fail: `reset()` drops every live connection at once;
+ * `blackhole()` keeps them open but silently discards every byte from then on
+ * (a dead link nobody closes). New connections always go through.
+ */
+
+import type { AddressInfo } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+
+/** A running proxy. */
+export interface TcpProxy {
+  port: number;
+  /** Live client connections. */
+  connections(): number;
+  /** Connections accepted since the start. */
+  accepted(): number;
+  reset(): void;
+  blackhole(): void;
+  close(): Promise<void>;
+}
+
+/** Starts a proxy forwarding to `host:port`. */
+export async function startTcpProxy(host: string, port: number): Promise<TcpProxy> {
+  const pairs = new Set<{ client: Socket; upstream: Socket; dead: boolean }>();
+  let accepted = 0;
+  const server: Server = createServer((client) => {
+    accepted += 1;
+    const upstream = connect(port, host);
+    const pair = { client, upstream, dead: false };
+    pairs.add(pair);
+    client.on('data', (chunk) => {
+      if (!pair.dead) upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => {
+      if (!pair.dead) client.write(chunk);
+    });
+    const end = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('close', end);
+    upstream.on('close', end);
+    client.on('error', end);
+    upstream.on('error', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    connections: () => pairs.size,
+    accepted: () => accepted,
+    reset() {
+      for (const pair of [...pairs]) {
+        pair.client.resetAndDestroy();
+        pair.upstream.destroy();
+      }
+    },
+    blackhole() {
+      for (const pair of pairs) pair.dead = true;
+    },
+    async close() {
+      for (const pair of [...pairs]) {
+        pair.client.destroy();
+        pair.upstream.destroy();
+      }
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

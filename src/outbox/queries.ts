@@ -344,6 +344,13 @@ export async function claimBatch(
 ): Promise<ClaimedRow[]> {
   const client = await pool.connect();
   let broken: unknown;
+  // pg's pool listens for errors only on idle clients: a connection that dies
+  // while checked out (terminated, network lost) between two statements would
+  // emit an 'error' nobody handles and take the process down.
+  const onError = (error: Error) => {
+    broken = error;
+  };
+  client.on('error', onError);
   try {
     // One round trip (simple protocol, no parameters: the schema is a validated
     // identifier) to begin, take the claim lock and turn JIT off.
@@ -373,6 +380,7 @@ export async function claimBatch(
     broken = error;
     throw error;
   } finally {
+    client.off('error', onError);
     // A connection that failed mid-transaction is discarded, not reused.
     client.release(broken instanceof Error ? broken : undefined);
   }

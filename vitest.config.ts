@@ -2,7 +2,6 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
@@ -11,5 +10,27 @@ export default defineConfig({
     maxWorkers: 2,
     allowOnly: false,
     reporters: ['default'],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'parallel',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/serial/**'],
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        // Tests that change broker-wide state (a memory alarm blocks every
+        // publisher): they run after all others, one file at a time.
+        extends: true,
+        test: {
+          name: 'serial',
+          include: ['test/serial/**/*.test.ts'],
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });

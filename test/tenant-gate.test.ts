@@ -62,6 +62,8 @@ describe('the per-tenant kill switch', () => {
       await pause('acme', false);
       await waitFor(() => seqsOf('acme').length === 200, "acme's held events");
       expect(seqsOf('acme')).toEqual(Array.from({ length: 200 }, (_, i) => i));
+      // Consumers can see the last batch before the relay has deleted it.
+      await waitFor(async () => (await db.counts()).pending === 0, 'the outbox to empty');
       expect(await db.counts()).toMatchObject({ pending: 0, dead: 0 });
       expect(new Set(broker.received.map((m) => m.messageId)).size).toBe(600);
     } finally {

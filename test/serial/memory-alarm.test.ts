@@ -1,0 +1,70 @@
+import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { useOutboxFixture } from '../helpers/fixture.js';
+import { enqueueEvents } from '../helpers/messages.js';
+import { createTestRelay } from '../helpers/relay.js';
+import { waitFor } from '../helpers/wait.js';
+
+const fixture = useOutboxFixture('alarm');
+
+/** rabbitmqctl against the broker on this machine (the memory watermark is node state). */
+function rabbitmqctl(...args: string[]): string {
+  try {
+    return execFileSync('rabbitmqctl', ['-q', ...args], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    }).trim();
+  } catch (error) {
+    throw new Error(
+      `this test raises a memory alarm with rabbitmqctl on the broker's machine and could not run it: ${
+        error instanceof Error ? error.message : String(error)
+      }`,
+    );
+  }
+}
+
+const readWatermark = () =>
+  rabbitmqctl('eval', 'vm_memory_monitor:get_vm_memory_high_watermark().');
+
+function distinct(): number {
+  return new Set(fixture.broker.received.map((m) => m.messageId)).size;
+}
+
+describe('a broker memory alarm', () => {
+  it('stops the relay publishing while writes keep committing, and loses nothing once it clears', async () => {
+    const { db, broker } = fixture;
+    const tenants = ['acme', 'globex', 'initech'];
+    await enqueueEvents(db.pool, db.schema, broker.exchange, tenants, 1000);
+    const original = readWatermark();
+    const test = await createTestRelay(db, broker.url, { batchSize: 200 });
+    try {
+      test.relay.start();
+      await waitFor(() => distinct() === 3000, 'the first 3,000 messages');
+
+      rabbitmqctl('set_vm_memory_high_watermark', '0.0001');
+      // Writes never wait on the broker: 6,000 more events commit during the alarm.
+      await enqueueEvents(db.pool, db.schema, broker.exchange, tenants, 2000);
+      // The first publish during the alarm gets the connection blocked; the
+      // relay then stops claiming, and its unconfirmed batch waits (no timeout).
+      await waitFor(() => !test.publisher.isReady(), 'connection.blocked from the broker', 60_000);
+      expect(test.publisher.blockedReason()).toMatch(/memory/i);
+      const stalled = await db.counts();
+      expect(stalled).toMatchObject({ pending: 6000, dead: 0 });
+      // Still blocked, still nothing confirmed or delivered: enqueue more and look again.
+      await enqueueEvents(db.pool, db.schema, broker.exchange, tenants, 100);
+      expect(await db.counts()).toMatchObject({ pending: 6300, dead: 0 });
+      expect(distinct()).toBe(3000);
+      expect(test.publisher.isReady()).toBe(false);
+    } finally {
+      rabbitmqctl('set_vm_memory_high_watermark', original);
+    }
+    try {
+      expect(readWatermark()).toBe(original);
+      await waitFor(() => test.publisher.isReady(), 'connection.unblocked', 60_000);
+      await waitFor(() => distinct() === 9300, 'every message after the alarm cleared', 60_000);
+      await waitFor(async () => (await db.counts()).pending === 0, 'the outbox to empty');
+    } finally {
+      await test.close();
+    }
+  });
+});

@@ -83,4 +83,48 @@ describe('crashes and lost database connections', () => {
     }
     expect(await relay.exited).toBe(0);
   });
+
+  it('three relays, one killed mid-stream: the others take over its tenants; nothing lost, first arrivals in order', async () => {
+    const { db, broker } = fixture;
+    const tenants = Array.from({ length: 30 }, (_, i) => `tenant-${i}`);
+    const ids = await enqueueEvents(db.pool, db.schema, broker.exchange, tenants, 1000);
+    const relays = [0, 1, 2].map(() => startCli(['run'], { ...env(), LOG_LEVEL: 'info' }));
+    const idOf = (output: string) =>
+      /"msg":"relay started".*?"relayId":"([0-9a-f-]{36})"/.exec(output)?.[1];
+    let victim: (typeof relays)[number] | undefined;
+    try {
+      await waitFor(
+        () => relays.every((r) => idOf(r.output()) !== undefined),
+        'the relays to start',
+      );
+      await waitFor(() => broker.received.length >= 6000, 'the first 6,000 messages', 60_000);
+      // Kill the relay that holds the most tenants right now.
+      const { rows } = await db.pool.query(
+        `select relay_id::text, count(*)::int as tenants from "${db.schema}".tenant_leases
+         where leased_until > now() group by 1 order by 2 desc limit 1`,
+      );
+      victim = relays.find((r) => idOf(r.output()) === rows[0]?.relay_id);
+      expect(rows[0]?.tenants).toBeGreaterThan(0);
+      expect(victim).toBeDefined();
+      victim?.child.kill('SIGKILL');
+      expect(await victim?.exited).toBeNull();
+      await waitFor(() => distinct() === 30_000, 'every message after the kill', 90_000);
+      await waitFor(async () => (await db.counts()).pending === 0, 'the outbox to empty');
+    } finally {
+      for (const relay of relays) if (relay !== victim) relay.child.kill('SIGTERM');
+    }
+    for (const relay of relays) if (relay !== victim) expect(await relay.exited).toBe(0);
+    // Per tenant, the first arrival of each message follows enqueue order; only the
+    // killed relay's unconfirmed messages may come a second time.
+    for (const tenant of tenants) {
+      const seen = new Set<string>();
+      const firsts: string[] = [];
+      for (const m of broker.received) {
+        if (m.tenantId !== tenant || seen.has(m.messageId)) continue;
+        seen.add(m.messageId);
+        firsts.push(m.messageId);
+      }
+      expect(firsts).toEqual(ids.get(tenant));
+    }
+  });
 });

@@ -255,4 +255,33 @@ describe('Relay.runOnce', () => {
       await second.close();
     }
   });
+
+  it('ends a row inserted by plain SQL with content AMQP cannot carry as dead, with a clear error, and publishes the rest', async () => {
+    const { db, broker } = fixture;
+    // Plain SQL, as another language would insert: a 70 KB header exceeds AMQP's header table.
+    await db.pool.query(
+      `insert into "${db.schema}".messages (tenant_id, exchange, routing_key, payload, headers)
+       values ('poison', $1, 'x', convert_to('{}', 'UTF8'), jsonb_build_object('big', repeat('x', 70000)))`,
+      [broker.exchange],
+    );
+    await enqueue(db.pool, orderEvent(broker.exchange, 'healthy', 1), { schema: db.schema });
+    const { relay, close } = await createTestRelay(db, broker.url, { maxAttempts: 2 });
+    try {
+      expect(await relay.runOnce()).toMatchObject({ published: 1, failed: 1, dead: 0 });
+      await db.pool.query(`update "${db.schema}".messages set available_at = now()`);
+      expect(await relay.runOnce()).toMatchObject({ published: 0, failed: 1, dead: 1 });
+      const { rows } = await db.pool.query(
+        `select tenant_id, attempts, last_error, dead_at is not null as dead from "${db.schema}".messages`,
+      );
+      expect(rows).toHaveLength(1);
+      expect(rows[0]).toMatchObject({ tenant_id: 'poison', attempts: 2, dead: true });
+      expect(rows[0].last_error).toMatch(/^cannot publish message .*: .+/);
+      await waitFor(
+        () => broker.received.some((m) => m.tenantId === 'healthy'),
+        'the healthy message',
+      );
+    } finally {
+      await close();
+    }
+  });
 });

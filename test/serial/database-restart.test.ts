@@ -1,0 +1,88 @@
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { enqueue } from '../../src/outbox/enqueue.js';
+import { startCli } from '../helpers/cli.js';
+import { useOutboxFixture } from '../helpers/fixture.js';
+import { enqueueEvents, orderEvent } from '../helpers/messages.js';
+import { waitFor } from '../helpers/wait.js';
+
+const fixture = useOutboxFixture('pgrestart');
+
+/** Restarts the PostgreSQL cluster on this machine (the one the tests use by default). */
+function restartPostgres(): void {
+  let version: string | undefined;
+  try {
+    version = readdirSync('/etc/postgresql')[0];
+  } catch {
+    version = undefined;
+  }
+  if (!version) {
+    throw new Error(
+      'this test restarts the local PostgreSQL cluster and found none under /etc/postgresql',
+    );
+  }
+  execFileSync(
+    'pg_ctlcluster',
+    ['--skip-systemctl-redirect', version, 'main', 'restart', '-m', 'fast'],
+    {
+      stdio: 'ignore',
+      timeout: 120_000,
+    },
+  );
+}
+
+function distinct(): number {
+  return new Set(fixture.broker.received.map((m) => m.messageId)).size;
+}
+
+describe('a PostgreSQL restart', () => {
+  it('the relay reconnects, LISTEN is re-established, nothing is lost, no crash', async () => {
+    const { db, broker } = fixture;
+    await enqueueEvents(db.pool, db.schema, broker.exchange, ['acme', 'globex'], 10_000);
+    // No sequence watcher and an hour-long poll: once the backlog is drained,
+    // only a NOTIFY (through LISTEN) can wake the relay.
+    const relay = startCli(['run'], {
+      DATABASE_URL: db.url,
+      AMQP_URL: broker.url,
+      OUTBOX_SCHEMA: db.schema,
+      OUTBOX_WAKE_INTERVAL: '0',
+      OUTBOX_POLL_INTERVAL: '1h',
+      OUTBOX_BATCH_SIZE: '200',
+      LOG_LEVEL: 'warn',
+    });
+    try {
+      await waitFor(() => broker.received.length >= 2000, 'the first messages', 60_000);
+      restartPostgres();
+      await waitFor(
+        async () => {
+          try {
+            await db.pool.query('select 1');
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        'PostgreSQL to accept connections again',
+        60_000,
+      );
+      await waitFor(() => distinct() === 20_000, 'every message after the restart', 90_000);
+      await waitFor(async () => (await db.counts()).pending === 0, 'the outbox to empty');
+      // The relay is idle now; a notifying enqueue must reach it through LISTEN.
+      const [late] = await enqueue(db.pool, orderEvent(broker.exchange, 'acme', 99_999), {
+        schema: db.schema,
+        notify: true,
+      });
+      await waitFor(
+        () => broker.received.some((m) => m.messageId === late?.messageId),
+        'a message announced only by NOTIFY',
+        30_000,
+      );
+      expect(relay.child.exitCode).toBeNull();
+      expect(relay.output()).toMatch(/claim failed; retrying|LISTEN connection lost/);
+    } finally {
+      relay.child.kill('SIGTERM');
+    }
+    expect(await relay.exited).toBe(0);
+  });
+});

@@ -21,7 +21,7 @@ import { measureLatency } from './latency.js';
 import { measureHorizontal, measureMemory } from './resources.js';
 import { measureFlood, measurePausedBacklog } from './tenants.js';
 import { measureNaive, measureThroughput } from './throughput.js';
-import { measureWritePath } from './write-path.js';
+import { measureBrokerDown, measureWritePath } from './write-path.js';
 
 const SCENARIOS = [
   'throughput',
@@ -193,6 +193,14 @@ try {
       '(for comparison)',
     );
     add('enqueue of 1,000 messages in one call, p50', ms(r.enqueue1000P50Ms));
+    const down = await measureBrokerDown(env, sizes.writeSeconds, log);
+    results.brokerDown = down;
+    add(
+      'enqueue throughput, broker unreachable / reachable (32 writers, relay running)',
+      down.ratio.toFixed(2),
+      '≥ 0.95',
+      down.ratio >= 0.95,
+    );
   }
   if (only.has('backlog')) {
     log(`\nbig backlog: ${int(sizes.backlog)} pending rows against ${int(sizes.sample)}`);

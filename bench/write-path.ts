@@ -8,7 +8,8 @@
 import pg from 'pg';
 import { enqueue } from '../src/outbox/enqueue.js';
 import type { OutboxMessage } from '../src/outbox/message.js';
-import { type BenchEnv, EXCHANGE, freshSchema, percentile } from './harness.js';
+import { startTcpProxy } from '../test/helpers/tcp-proxy.js';
+import { type BenchEnv, EXCHANGE, freshSchema, percentile, spawnRelay } from './harness.js';
 import { ensureOrdersTable } from './latency.js';
 import { benchPayload } from './raw-publisher.js';
 
@@ -50,6 +51,7 @@ async function run(
   mode: WritePathRun['mode'],
   writers: number,
   seconds: number,
+  schema = SCHEMA,
 ): Promise<WritePathRun> {
   const clients: pg.Client[] = [];
   for (let i = 0; i < writers; i++) {
@@ -71,7 +73,7 @@ async function run(
             k,
           ]);
           if (mode !== 'plain')
-            await enqueue(client, event(k), { schema: SCHEMA, notify: mode === 'outbox+notify' });
+            await enqueue(client, event(k), { schema, notify: mode === 'outbox+notify' });
           await client.query('commit');
           latencies.push(performance.now() - started);
         }
@@ -141,4 +143,53 @@ export async function measureWritePath(
       find('outbox+notify', 32).transactionsPerSecond / find('plain', 32).transactionsPerSecond,
     enqueue1000P50Ms,
   };
+}
+
+/** Enqueue throughput with the broker reachable and unreachable, a relay running both times. */
+export interface BrokerDownResult {
+  upPerSecond: number;
+  downPerSecond: number;
+  ratio: number;
+  pendingAfter: number;
+}
+
+/**
+ * The same 32 writers (insert an order, enqueue one event) for `seconds`
+ * while a relay publishes through a TCP proxy, then again after the proxy is
+ * closed: the broker is unreachable for the relay, which keeps reconnecting.
+ */
+export async function measureBrokerDown(
+  env: BenchEnv,
+  seconds: number,
+  log: (line: string) => void,
+): Promise<BrokerDownResult> {
+  const schema = 'bench_broker_down';
+  await freshSchema(env, schema);
+  await ensureOrdersTable(env);
+  const target = new URL(env.amqpUrl);
+  const proxy = await startTcpProxy(target.hostname, Number(target.port || 5672));
+  const viaProxy = new URL(env.amqpUrl);
+  viaProxy.hostname = '127.0.0.1';
+  viaProxy.port = String(proxy.port);
+  const relay = spawnRelay(env, schema, { AMQP_URL: viaProxy.toString() });
+  try {
+    const up = await run(env, 'outbox', 32, seconds, schema);
+    await proxy.close();
+    const down = await run(env, 'outbox', 32, seconds, schema);
+    const { rows } = await env.pool.query(`select count(*)::int as n from "${schema}".messages`);
+    const result = {
+      upPerSecond: up.transactionsPerSecond,
+      downPerSecond: down.transactionsPerSecond,
+      ratio: down.transactionsPerSecond / up.transactionsPerSecond,
+      pendingAfter: rows[0].n as number,
+    };
+    log(
+      `  32 writers enqueueing: ${Math.round(result.upPerSecond)} tx/s with the broker up, ${Math.round(result.downPerSecond)} tx/s with it unreachable (${result.pendingAfter} events waiting in the outbox)`,
+    );
+    return result;
+  } finally {
+    await relay.stop();
+    await proxy.close().catch(() => undefined);
+    await env.pool.query(`drop schema "${schema}" cascade`);
+  }
 }

@@ -273,6 +273,32 @@ export function cpuMicrosPerMessage(
   return ((after.busy - before.busy) * 10_000) / messages;
 }
 
+/**
+ * Drives `clients` at `rate` calls per second in total, evenly spread: client
+ * w fires at start + w·(interval / clients) + k·interval, never faster when
+ * a call runs late. Stops when `done()` says so.
+ */
+export async function pacedWriters<C>(
+  clients: readonly C[],
+  rate: number,
+  done: () => boolean,
+  fire: (client: C, writer: number, k: number) => Promise<void>,
+): Promise<void> {
+  const interval = (1000 * clients.length) / rate;
+  const start = performance.now() + 100;
+  await Promise.all(
+    clients.map(async (client, w) => {
+      for (let k = 0; ; k++) {
+        const due = start + (w * interval) / clients.length + k * interval;
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        if (done()) return;
+        await fire(client, w, k);
+      }
+    }),
+  );
+}
+
 /** Waits (up to 30 s) until every committed message id has an ack time. */
 export async function waitForAcks(
   committedAt: ReadonlyMap<string, number>,

@@ -15,6 +15,7 @@ import {
   drainedQueue,
   EXCHANGE,
   freshSchema,
+  pacedWriters,
   percentile,
   waitForAcks,
 } from './harness.js';
@@ -73,38 +74,32 @@ export async function measureLatency(
       await client.connect();
       clients.push(client);
     }
-    const interval = (1000 * options.writers) / options.rate;
-    const start = performance.now() + 100;
-    const end = start + options.seconds * 1000;
-    await Promise.all(
-      clients.map(async (client, w) => {
-        // Writer w fires at start + w * (interval / writers) + k * interval: evenly spread arrivals.
-        for (let k = 0; ; k++) {
-          const due = start + (w * interval) / options.writers + k * interval;
-          if (due >= end) return;
-          const wait = due - performance.now();
-          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-          await client.query('begin');
-          await client.query('insert into bench_orders (customer, total) values ($1, $2)', [
-            `c${w}`,
-            k,
-          ]);
-          const [row] = await enqueue(
-            client,
-            {
-              tenantId: `tenant-${(w * 7 + k) % 100}`,
-              exchange: EXCHANGE,
-              routingKey: queue.routingKey,
-              type: 'order.created',
-              payload: benchPayload(k, 100),
-              contentType: 'application/json',
-            },
-            { schema },
-          );
-          await client.query('commit');
-          if (row) committedAt.set(row.messageId, performance.now());
-        }
-      }),
+    const end = performance.now() + 100 + options.seconds * 1000;
+    await pacedWriters(
+      clients,
+      options.rate,
+      () => performance.now() >= end,
+      async (client, w, k) => {
+        await client.query('begin');
+        await client.query('insert into bench_orders (customer, total) values ($1, $2)', [
+          `c${w}`,
+          k,
+        ]);
+        const [row] = await enqueue(
+          client,
+          {
+            tenantId: `tenant-${(w * 7 + k) % 100}`,
+            exchange: EXCHANGE,
+            routingKey: queue.routingKey,
+            type: 'order.created',
+            payload: benchPayload(k, 100),
+            contentType: 'application/json',
+          },
+          { schema },
+        );
+        await client.query('commit');
+        if (row) committedAt.set(row.messageId, performance.now());
+      },
     );
     await waitForAcks(committedAt, ackedAt);
   } finally {

@@ -19,6 +19,7 @@ import {
   EXCHANGE,
   freshSchema,
   insertBacklog,
+  pacedWriters,
   percentile,
   spawnRelay,
   waitForAcks,
@@ -197,28 +198,24 @@ export async function measureFlood(
       writers.push(client);
     }
     await runtime.start();
-    const interval = (1000 * writers.length) / options.rate;
-    const start = performance.now();
-    await Promise.all(
-      writers.map(async (client, w) => {
-        for (let k = 0; floodDone < options.flood; k++) {
-          const due = start + (w * interval) / writers.length + k * interval;
-          const wait = due - performance.now();
-          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-          const [row] = await enqueue(
-            client,
-            {
-              tenantId: `tenant-${(w * 13 + k) % 50}`,
-              exchange: EXCHANGE,
-              routingKey: queue.routingKey,
-              payload: benchPayload(k, 50),
-              contentType: 'application/json',
-            },
-            { schema },
-          );
-          if (row) committedAt.set(row.messageId, performance.now());
-        }
-      }),
+    await pacedWriters(
+      writers,
+      options.rate,
+      () => floodDone >= options.flood,
+      async (client, w, k) => {
+        const [row] = await enqueue(
+          client,
+          {
+            tenantId: `tenant-${(w * 13 + k) % 50}`,
+            exchange: EXCHANGE,
+            routingKey: queue.routingKey,
+            payload: benchPayload(k, 50),
+            contentType: 'application/json',
+          },
+          { schema },
+        );
+        if (row) committedAt.set(row.messageId, performance.now());
+      },
     );
     await waitForAcks(committedAt, ackedAt);
   } finally {

@@ -7,13 +7,7 @@
 import type { Config } from '../config.js';
 import { withCommandPool } from '../db/pool.js';
 import type { Logger } from '../log/logger.js';
-import {
-  type DeadSelection,
-  discardDead,
-  listDead,
-  outboxStatements,
-  retryDead,
-} from '../outbox/queries.js';
+import { changeDead, type DeadSelection, listDead, outboxStatements } from '../outbox/queries.js';
 import { toSqlExecutor } from '../outbox/sql-executor.js';
 import { UsageError } from './args.js';
 
@@ -91,10 +85,7 @@ export async function deadCommand(
         }
         return 0;
       }
-      const count =
-        action === 'retry'
-          ? await retryDead(pool, statements, chosen)
-          : await discardDead(pool, statements, chosen);
+      const count = await changeDead(pool, statements, action, chosen);
       logger.info(`dead events ${action === 'retry' ? 'retried' : 'discarded'}`, { count });
       process.stdout.write(
         `${action === 'retry' ? 'retried' : 'discarded'} ${count} dead events\n`,

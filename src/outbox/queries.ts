@@ -184,7 +184,7 @@ export function outboxStatements(schema: string): OutboxStatements {
     releaseLeases: `delete from ${leases} where relay_id = $1`,
     // An expired lease means the same as none; removing it keeps the table as
     // small as the number of tenants being published right now.
-    sweepLeases: `delete from ${leases} where leased_until < now()`,
+    sweepLeases: `delete from ${leases} where leased_until < now() returning 1`,
     // Ops: pending rows per tenant with the age of the oldest (scans the pending rows).
     tenantBacklog: `select tenant_id, count(*)::int as pending,
         extract(epoch from now() - min(created_at))::float8 as oldest_seconds
@@ -295,7 +295,7 @@ export async function insertMessages(
 }
 
 /** Orders decimal bigint strings numerically. */
-export function compareIds(a: string, b: string): number {
+function compareIds(a: string, b: string): number {
   return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
 
@@ -438,7 +438,7 @@ export async function releaseLeases(
 /** Deletes expired tenant leases; returns how many. */
 export async function sweepLeases(db: SqlExecutor, statements: OutboxStatements): Promise<number> {
   const rows = await db.run<unknown>(
-    `${statements.sweepLeases} returning 1`,
+    statements.sweepLeases,
     [],
     `outbox_sweep_leases_${statements.schema}`,
   );
@@ -468,24 +468,20 @@ export async function tenantBacklog(
  * Deletes a tenant's pending rows created before `before`, in statements of
  * `batch` rows so no long lock or transaction builds up; returns how many.
  */
-export async function purgeTenant(
+export function purgeTenant(
   pool: pg.Pool,
   statements: OutboxStatements,
   tenantId: string,
   before: Date,
   batch = 5000,
 ): Promise<number> {
-  let total = 0;
-  for (;;) {
-    const result = await pool.query({
-      name: `outbox_purge_tenant_${statements.schema}`,
-      text: statements.purgeTenant,
-      values: [tenantId, before, batch],
-    });
-    const deleted = result.rowCount ?? 0;
-    total += deleted;
-    if (deleted < batch) return total;
-  }
+  return deleteInBatches(
+    pool,
+    `outbox_purge_tenant_${statements.schema}`,
+    statements.purgeTenant,
+    [tenantId, before],
+    batch,
+  );
 }
 
 /** A dead row, for `outbox-relay dead list`. */
@@ -521,23 +517,18 @@ export async function listDead(
   );
 }
 
-/** Puts dead rows back to pending with attempts from zero; returns how many. */
-export async function retryDead(
+/**
+ * Retries dead rows (back to pending, attempts from zero) or discards them
+ * for good; returns how many.
+ */
+export async function changeDead(
   pool: pg.Pool,
   statements: OutboxStatements,
+  change: 'retry' | 'discard',
   selection: DeadSelection,
 ): Promise<number> {
-  const result = await pool.query(statements.retryDead, [selection.ids, selection.tenantId]);
-  return result.rowCount ?? 0;
-}
-
-/** Deletes dead rows for good; returns how many. */
-export async function discardDead(
-  pool: pg.Pool,
-  statements: OutboxStatements,
-  selection: DeadSelection,
-): Promise<number> {
-  const result = await pool.query(statements.discardDead, [selection.ids, selection.tenantId]);
+  const text = change === 'retry' ? statements.retryDead : statements.discardDead;
+  const result = await pool.query(text, [selection.ids, selection.tenantId]);
   return result.rowCount ?? 0;
 }
 
@@ -573,19 +564,41 @@ export async function recordFailures(
   return rows.filter((r) => r.dead).map((r) => r.id);
 }
 
-/** Deletes up to `limit` published rows older than the retention period; returns how many. */
-export async function deleteExpired(
+/**
+ * Runs a statement that deletes at most `batch` rows (its last parameter)
+ * until one deletes fewer: large deletions in small transactions, so none
+ * holds long locks or writes a burst of WAL. Returns how many in all.
+ */
+async function deleteInBatches(
+  pool: pg.Pool,
+  name: string,
+  text: string,
+  values: readonly unknown[],
+  batch: number,
+): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const result = await pool.query({ name, text, values: [...values, batch] });
+    const deleted = result.rowCount ?? 0;
+    total += deleted;
+    if (deleted < batch) return total;
+  }
+}
+
+/** Deletes every published row older than the retention period, `batch` at a time; returns how many. */
+export function deleteExpired(
   pool: pg.Pool,
   statements: OutboxStatements,
   retentionMs: number,
-  limit: number,
+  batch: number,
 ): Promise<number> {
-  const result = await pool.query({
-    name: `outbox_delete_expired_${statements.schema}`,
-    text: statements.deleteExpired,
-    values: [retentionMs, limit],
-  });
-  return result.rowCount ?? 0;
+  return deleteInBatches(
+    pool,
+    `outbox_delete_expired_${statements.schema}`,
+    statements.deleteExpired,
+    [retentionMs],
+    batch,
+  );
 }
 
 /**

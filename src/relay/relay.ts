@@ -215,6 +215,14 @@ export class Relay {
     }
   }
 
+  /** How long to sleep when caught up: until the full poll, or a throttled tenant's next token. */
+  private idleWaitMs(): number {
+    return Math.min(
+      this.options.pollIntervalMs,
+      this.throttle.nextTokenInMs() ?? Number.POSITIVE_INFINITY,
+    );
+  }
+
   /** Once per lease period, deletes expired tenant leases (any relay's: they mean nothing). */
   private async sweepExpiredLeases(): Promise<void> {
     const now = Date.now();
@@ -301,12 +309,7 @@ export class Relay {
         continue;
       }
       if (rows.length === 0) {
-        await this.wake.wait(
-          Math.min(
-            this.options.pollIntervalMs,
-            this.throttle.nextTokenInMs() ?? Number.POSITIVE_INFINITY,
-          ),
-        );
+        await this.wake.wait(this.idleWaitMs());
         continue;
       }
       const turn = this.takePublishTurn();
@@ -322,12 +325,7 @@ export class Relay {
       if (rows.length < this.options.batchSize && !rows[0]?.more) {
         // Caught up: sleep until a hint arrives, a throttled tenant earns a
         // token, or the full poll is due.
-        await this.wake.wait(
-          Math.min(
-            this.options.pollIntervalMs,
-            this.throttle.nextTokenInMs() ?? Number.POSITIVE_INFINITY,
-          ),
-        );
+        await this.wake.wait(this.idleWaitMs());
       }
     }
   }
@@ -460,7 +458,8 @@ export class Relay {
 
   /**
    * Records the outcome of a batch. Retried a few times: if it never lands,
-   * the leases expire and the rows are published again (at-least-once).
+   * the rows are still pending and are claimed and published again
+   * (at-least-once).
    */
   private async settle(published: string[], failures: PublishFailure[]): Promise<string[]> {
     const { statements } = this.deps;
@@ -473,7 +472,7 @@ export class Relay {
       } catch (error) {
         if (attempt >= 5) {
           this.deps.logger.error(
-            'cannot record publish results; rows will be published again after their lease',
+            'cannot record publish results; the rows will be published again',
             {
               error: describeError(error),
             },

@@ -33,18 +33,14 @@ export class RetentionCleaner {
 
   /** Deletes expired rows in batches until none are left; returns how many. */
   async runOnce(): Promise<number> {
-    let total = 0;
     try {
-      for (;;) {
-        const deleted = await deleteExpired(this.pool, this.statements, this.retentionMs, BATCH);
-        total += deleted;
-        if (deleted < BATCH) break;
-      }
+      const total = await deleteExpired(this.pool, this.statements, this.retentionMs, BATCH);
       if (total > 0) this.logger.debug('deleted expired published rows', { count: total });
+      return total;
     } catch (error) {
       this.logger.warn('retention clean-up failed; will try again', { error });
+      return 0;
     }
-    return total;
   }
 
   async stop(): Promise<void> {

@@ -51,11 +51,6 @@ export class TenantThrottle {
     return soonest === undefined ? undefined : Math.max(1, Math.ceil(soonest));
   }
 
-  /** Tenants currently limited, with their rates. */
-  limits(): ReadonlyMap<string, number> {
-    return new Map([...this.buckets].map(([tenant, bucket]) => [tenant, bucket.rate]));
-  }
-
   private refill(tenant: string, rate: number, now: number): Bucket {
     let bucket = this.buckets.get(tenant);
     if (!bucket) {

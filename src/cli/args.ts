@@ -63,3 +63,16 @@ export function parseCommandArgs(
     help: parsed.values.help === true,
   };
 }
+
+/** A string-valued extra flag, or undefined when not given. */
+export function stringFlag(args: ParsedArgs, name: string): string | undefined {
+  const value = args.extra[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** A repeatable string flag's values, in order (empty when not given). */
+export function stringsFlag(args: ParsedArgs, name: string): string[] {
+  const value = args.extra[name];
+  if (Array.isArray(value)) return value;
+  return typeof value === 'string' ? [value] : [];
+}

@@ -4,10 +4,17 @@
  * dispatches, and turns every failure into one line on stderr and an exit
  * code: 1 for a runtime failure, 2 for bad usage or configuration.
  */
-import { loadConfig } from '../config.js';
+import { type Config, loadConfig, type SettingScope } from '../config.js';
 import { ConfigError, OutboxError } from '../errors.js';
-import { createJsonLogger, type LogLevel } from '../log/logger.js';
-import { type ExtraFlag, parseCommandArgs, UsageError } from './args.js';
+import { createJsonLogger, type Logger, type LogLevel } from '../log/logger.js';
+import {
+  type ExtraFlag,
+  type ParsedArgs,
+  parseCommandArgs,
+  stringFlag,
+  stringsFlag,
+  UsageError,
+} from './args.js';
 import { deadCommand } from './dead-command.js';
 import { commandHelp, MAIN_HELP } from './help.js';
 import { migrateCommand } from './migrate-command.js';
@@ -39,116 +46,93 @@ const PURGE_FLAGS: ExtraFlag[] = [
   { name: 'yes', type: 'boolean', description: 'confirm: the events are deleted for good' },
 ];
 
+/** One subcommand: its usage line, the settings and flags it takes, and what it does. */
+interface Command {
+  usage: string;
+  scopes: SettingScope[];
+  flags?: ExtraFlag[];
+  /** Most positional arguments it accepts. */
+  positionals: number;
+  run(args: ParsedArgs, config: Config, logger: Logger): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  migrate: {
+    usage: 'outbox-relay migrate up|down|status [options]',
+    scopes: ['database'],
+    positionals: 1,
+    run: (args, config, log) => migrateCommand(args.positionals[0], config, log),
+  },
+  run: {
+    usage: 'outbox-relay run [--once] [options]',
+    scopes: ['database', 'relay', 'flags'],
+    flags: RUN_FLAGS,
+    positionals: 0,
+    run: (args, config, log) => runCommand(config, { once: args.extra.once === true }, log),
+  },
+  tenants: {
+    usage: 'outbox-relay tenants [--json] [options]',
+    scopes: ['database', 'flags'],
+    flags: TENANTS_FLAGS,
+    positionals: 0,
+    run: (args, config, log) => tenantsCommand(config, { json: args.extra.json === true }, log),
+  },
+  dead: {
+    usage: 'outbox-relay dead list|retry|discard [--id ID ... | --tenant T | --all] [options]',
+    scopes: ['database'],
+    flags: DEAD_FLAGS,
+    positionals: 1,
+    run: (args, config, log) =>
+      deadCommand(
+        args.positionals[0],
+        config,
+        {
+          ids: stringsFlag(args, 'id'),
+          tenant: stringFlag(args, 'tenant'),
+          all: args.extra.all === true,
+          yes: args.extra.yes === true,
+          json: args.extra.json === true,
+          limit: stringFlag(args, 'limit'),
+        },
+        log,
+      ),
+  },
+  purge: {
+    usage: 'outbox-relay purge --tenant T [--before TIME] --yes [options]',
+    scopes: ['database'],
+    flags: PURGE_FLAGS,
+    positionals: 0,
+    run: (args, config, log) =>
+      purgeCommand(
+        config,
+        {
+          tenant: stringFlag(args, 'tenant'),
+          before: stringFlag(args, 'before'),
+          yes: args.extra.yes === true,
+        },
+        log,
+      ),
+  },
+};
+
 async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(MAIN_HELP);
-    return command === undefined ? 2 : 0;
+    return name === undefined ? 2 : 0;
   }
-  if (command === 'migrate') {
-    const args = parseCommandArgs(rest, ['database']);
-    if (args.help) {
-      process.stdout.write(
-        commandHelp('outbox-relay migrate up|down|status [options]', ['database']),
-      );
-      return 0;
-    }
-    if (args.positionals.length > 1)
-      throw new UsageError(`unexpected argument '${args.positionals[1]}'`);
-    const config = loadConfig(process.env, args.settings);
-    return migrateCommand(args.positionals[0], config, logger(config.logLevel));
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!command) throw new UsageError(`unknown command '${name}'`);
+  const args = parseCommandArgs(rest, command.scopes, command.flags);
+  if (args.help) {
+    process.stdout.write(commandHelp(command.usage, command.scopes, command.flags));
+    return 0;
   }
-  if (command === 'run') {
-    const args = parseCommandArgs(rest, ['database', 'relay', 'flags'], RUN_FLAGS);
-    if (args.help) {
-      process.stdout.write(
-        commandHelp(
-          'outbox-relay run [--once] [options]',
-          ['database', 'relay', 'flags'],
-          RUN_FLAGS,
-        ),
-      );
-      return 0;
-    }
-    if (args.positionals.length > 0)
-      throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
-    const config = loadConfig(process.env, args.settings);
-    return runCommand(config, { once: args.extra.once === true }, logger(config.logLevel));
+  if (args.positionals.length > command.positionals) {
+    throw new UsageError(`unexpected argument '${args.positionals[command.positionals]}'`);
   }
-  if (command === 'tenants') {
-    const args = parseCommandArgs(rest, ['database', 'flags'], TENANTS_FLAGS);
-    if (args.help) {
-      process.stdout.write(
-        commandHelp(
-          'outbox-relay tenants [--json] [options]',
-          ['database', 'flags'],
-          TENANTS_FLAGS,
-        ),
-      );
-      return 0;
-    }
-    if (args.positionals.length > 0)
-      throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
-    const config = loadConfig(process.env, args.settings);
-    return tenantsCommand(config, { json: args.extra.json === true }, logger(config.logLevel));
-  }
-  if (command === 'dead') {
-    const args = parseCommandArgs(rest, ['database'], DEAD_FLAGS);
-    if (args.help) {
-      process.stdout.write(
-        commandHelp(
-          'outbox-relay dead list|retry|discard [--id ID ... | --tenant T | --all] [options]',
-          ['database'],
-          DEAD_FLAGS,
-        ),
-      );
-      return 0;
-    }
-    if (args.positionals.length > 1)
-      throw new UsageError(`unexpected argument '${args.positionals[1]}'`);
-    const config = loadConfig(process.env, args.settings);
-    const { id, tenant, limit } = args.extra;
-    return deadCommand(
-      args.positionals[0],
-      config,
-      {
-        ids: Array.isArray(id) ? id.map(String) : typeof id === 'string' ? [id] : [],
-        tenant: typeof tenant === 'string' ? tenant : undefined,
-        all: args.extra.all === true,
-        yes: args.extra.yes === true,
-        json: args.extra.json === true,
-        limit: typeof limit === 'string' ? limit : undefined,
-      },
-      logger(config.logLevel),
-    );
-  }
-  if (command === 'purge') {
-    const args = parseCommandArgs(rest, ['database'], PURGE_FLAGS);
-    if (args.help) {
-      process.stdout.write(
-        commandHelp(
-          'outbox-relay purge --tenant T [--before TIME] --yes [options]',
-          ['database'],
-          PURGE_FLAGS,
-        ),
-      );
-      return 0;
-    }
-    if (args.positionals.length > 0)
-      throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
-    const config = loadConfig(process.env, args.settings);
-    const { tenant, before } = args.extra;
-    return purgeCommand(
-      config,
-      {
-        tenant: typeof tenant === 'string' ? tenant : undefined,
-        before: typeof before === 'string' ? before : undefined,
-        yes: args.extra.yes === true,
-      },
-      logger(config.logLevel),
-    );
-  }
-  throw new UsageError(`unknown command '${command}'`);
+  const config = loadConfig(process.env, args.settings);
+  return command.run(args, config, logger(config.logLevel));
 }
 
 function logger(level: LogLevel) {

@@ -2,6 +2,7 @@
  * Big backlogs: the claim's cost and the relay's throughput with 10,000,000
  * pending rows against a small backlog, in the same run.
  */
+import { outboxStatements } from '../src/outbox/queries.js';
 import {
   arrivalRate,
   type BenchEnv,
@@ -28,15 +29,13 @@ const PAYLOAD = 200;
 
 /** Median server-side execution time of the claim (rolled back, so nothing stays leased). */
 async function claimMs(env: BenchEnv, schema: string): Promise<number> {
-  const { outboxStatements } = await import('../src/outbox/queries.js');
   const statements = outboxStatements(schema);
   const client = await env.pool.connect();
   const times: number[] = [];
   try {
     for (let i = 0; i < 7; i++) {
-      await client.query('begin');
-      // As claimBatch does: no JIT for the claim's transaction.
-      await client.query("select set_config('jit', 'off', true)");
+      // The claim's own transaction opening (read committed, claim lock, no JIT).
+      await client.query(statements.beginClaim);
       const { rows } = await client.query({
         text: `explain (analyze, format json) ${statements.claim}`,
         values: ['00000000-0000-0000-0000-000000000001', '', 100, 10, 500, 60, [], []],

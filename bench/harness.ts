@@ -8,6 +8,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import pg from 'pg';
+import { loadConfig } from '../src/config.js';
+import { silentLogger } from '../src/log/logger.js';
+import type { OutgoingMessage } from '../src/relay/publisher.js';
+import { openRelayRuntime, type RelayRuntime } from '../src/runtime/relay-runtime.js';
 import { migrateUp } from '../src/schema/migrator.js';
 
 /** Where the benchmark runs. */
@@ -324,4 +328,38 @@ export function arrivalRate(arrivals: readonly number[]): number {
   const first = arrivals[0] as number;
   const last = arrivals[arrivals.length - 1] as number;
   return ((arrivals.length - 1) * 1000) / (last - first);
+}
+
+/** `count` connected pg clients on the bench database (writers). */
+export async function connectClients(env: BenchEnv, count: number): Promise<pg.Client[]> {
+  const clients: pg.Client[] = [];
+  for (let i = 0; i < count; i++) {
+    const client = new pg.Client({ connectionString: env.databaseUrl });
+    client.on('error', () => undefined);
+    await client.connect();
+    clients.push(client);
+  }
+  return clients;
+}
+
+/**
+ * The relay in this process (the runtime `outbox-relay run` uses), with a
+ * hook on every broker ack, so latencies are measured on one clock.
+ */
+export function inProcessRelay(
+  env: BenchEnv,
+  schema: string,
+  onAck: (message: OutgoingMessage) => void,
+): Promise<RelayRuntime> {
+  const config = loadConfig({
+    DATABASE_URL: env.databaseUrl,
+    AMQP_URL: env.amqpUrl,
+    OUTBOX_SCHEMA: schema,
+  });
+  return openRelayRuntime(config, {
+    logger: silentLogger,
+    onSettled: (message, result) => {
+      if (result.ok) onAck(message);
+    },
+  });
 }

@@ -5,16 +5,15 @@
  * The relay runs in this process (the same runtime `outbox-relay run` uses)
  * so both instants come from one clock.
  */
-import pg from 'pg';
-import { loadConfig } from '../src/config.js';
-import { silentLogger } from '../src/log/logger.js';
+import type pg from 'pg';
 import { enqueue } from '../src/outbox/enqueue.js';
-import { openRelayRuntime } from '../src/runtime/relay-runtime.js';
 import {
   type BenchEnv,
+  connectClients,
   drainedQueue,
   EXCHANGE,
   freshSchema,
+  inProcessRelay,
   pacedWriters,
   percentile,
   waitForAcks,
@@ -54,26 +53,13 @@ export async function measureLatency(
   const queue = await drainedQueue(env, 'outbox-bench-latency', 'classic');
   const committedAt = new Map<string, number>();
   const ackedAt = new Map<string, number>();
-  const config = loadConfig({
-    DATABASE_URL: env.databaseUrl,
-    AMQP_URL: env.amqpUrl,
-    OUTBOX_SCHEMA: schema,
-  });
-  const runtime = await openRelayRuntime(config, {
-    logger: silentLogger,
-    onSettled: (message, result) => {
-      if (result.ok) ackedAt.set(message.messageId, performance.now());
-    },
-  });
+  const runtime = await inProcessRelay(env, schema, (message) =>
+    ackedAt.set(message.messageId, performance.now()),
+  );
   await runtime.start();
-  const clients: pg.Client[] = [];
+  let clients: pg.Client[] = [];
   try {
-    for (let i = 0; i < options.writers; i++) {
-      const client = new pg.Client({ connectionString: env.databaseUrl });
-      client.on('error', () => undefined);
-      await client.connect();
-      clients.push(client);
-    }
+    clients = await connectClients(env, options.writers);
     const end = performance.now() + 100 + options.seconds * 1000;
     await pacedWriters(
       clients,

@@ -77,10 +77,6 @@ export interface HorizontalRun {
   cpu: { relays: number; postgres: number; rabbitmq: number; consumer: number };
 }
 
-function cpuOf(pids: readonly number[]): number {
-  return pids.reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0);
-}
-
 /** CPU seconds per pid now, to diff later (a process that exits meanwhile is left out). */
 function cpuSnapshot(pids: readonly number[]): Map<number, number> {
   const snapshot = new Map<number, number>();
@@ -125,16 +121,16 @@ export async function measureHorizontal(
       const postgres = pidsMatching('postgres: ');
       const before = {
         machine: machineTicks(),
-        relays: cpuOf(relayPids),
+        relays: cpuSnapshot(relayPids),
         postgres: cpuSnapshot(postgres),
-        rabbit: cpuOf(rabbit),
+        rabbit: cpuSnapshot(rabbit),
         self: process.cpuUsage(),
       };
       await queue.waitFor(rows, 600_000);
       const machine1 = machineTicks();
-      const relayCpu = cpuOf(relayPids) - before.relays;
+      const relayCpu = cpuSince(before.relays);
       const postgresCpu = cpuSince(before.postgres);
-      const rabbitCpu = cpuOf(rabbit) - before.rabbit;
+      const rabbitCpu = cpuSince(before.rabbit);
       const self = process.cpuUsage(before.self);
       for (const relay of relays) await relay.stop();
       await env.pool.query(`drop schema "${schema}" cascade`);

@@ -7,17 +7,16 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
-import { loadConfig } from '../src/config.js';
-import { silentLogger } from '../src/log/logger.js';
+import type pg from 'pg';
 import { enqueue } from '../src/outbox/enqueue.js';
-import { openRelayRuntime } from '../src/runtime/relay-runtime.js';
 import {
   arrivalRate,
   type BenchEnv,
+  connectClients,
   drainedQueue,
   EXCHANGE,
   freshSchema,
+  inProcessRelay,
   insertBacklog,
   pacedWriters,
   percentile,
@@ -171,32 +170,19 @@ export async function measureFlood(
   let floodDone = 0;
   let floodFirst = 0;
   let floodLast = 0;
-  const config = loadConfig({
-    DATABASE_URL: env.databaseUrl,
-    AMQP_URL: env.amqpUrl,
-    OUTBOX_SCHEMA: schema,
-  });
-  const runtime = await openRelayRuntime(config, {
-    logger: silentLogger,
-    onSettled: (message, result) => {
-      if (!result.ok) return;
-      const now = performance.now();
-      if (message.tenantId === 'flood') {
-        floodDone += 1;
-        if (floodFirst === 0) floodFirst = now;
-        floodLast = now;
-      } else {
-        ackedAt.set(message.messageId, now);
-      }
-    },
-  });
-  const writers: pg.Client[] = [];
-  try {
-    for (let i = 0; i < 4; i++) {
-      const client = new pg.Client({ connectionString: env.databaseUrl });
-      await client.connect();
-      writers.push(client);
+  const runtime = await inProcessRelay(env, schema, (message) => {
+    const now = performance.now();
+    if (message.tenantId === 'flood') {
+      floodDone += 1;
+      if (floodFirst === 0) floodFirst = now;
+      floodLast = now;
+    } else {
+      ackedAt.set(message.messageId, now);
     }
+  });
+  let writers: pg.Client[] = [];
+  try {
+    writers = await connectClients(env, 4);
     await runtime.start();
     await pacedWriters(
       writers,

@@ -11,8 +11,6 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 /** A running proxy. */
 export interface TcpProxy {
   port: number;
-  /** Live client connections. */
-  connections(): number;
   /** Connections accepted since the start. */
   accepted(): number;
   reset(): void;
@@ -48,7 +46,6 @@ export async function startTcpProxy(host: string, port: number): Promise<TcpProx
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
-    connections: () => pairs.size,
     accepted: () => accepted,
     reset() {
       for (const pair of [...pairs]) {

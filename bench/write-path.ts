@@ -9,7 +9,14 @@ import pg from 'pg';
 import { enqueue } from '../src/outbox/enqueue.js';
 import type { OutboxMessage } from '../src/outbox/message.js';
 import { startTcpProxy } from '../test/helpers/tcp-proxy.js';
-import { type BenchEnv, EXCHANGE, freshSchema, percentile, spawnRelay } from './harness.js';
+import {
+  type BenchEnv,
+  connectClients,
+  EXCHANGE,
+  freshSchema,
+  percentile,
+  spawnRelay,
+} from './harness.js';
 import { ensureOrdersTable } from './latency.js';
 import { benchPayload } from './raw-publisher.js';
 
@@ -53,13 +60,7 @@ async function run(
   seconds: number,
   schema = SCHEMA,
 ): Promise<WritePathRun> {
-  const clients: pg.Client[] = [];
-  for (let i = 0; i < writers; i++) {
-    const client = new pg.Client({ connectionString: env.databaseUrl });
-    client.on('error', () => undefined);
-    await client.connect();
-    clients.push(client);
-  }
+  const clients = await connectClients(env, writers);
   const latencies: number[] = [];
   const end = performance.now() + seconds * 1000;
   try {

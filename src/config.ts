@@ -116,6 +116,21 @@ function optionalUrl(protocols: readonly string[]) {
   return (raw: string, name: string): string => (raw.trim() === '' ? '' : parse(raw, name));
 }
 
+function optionalPort(raw: string, name: string): number | undefined {
+  if (raw.trim() === '') return undefined;
+  return integer(0, 65_535)(raw, name);
+}
+
+function metricsPrefix(raw: string, name: string): string {
+  if (!/^[a-zA-Z_:][a-zA-Z0-9_:]{0,63}$|^$/.test(raw)) {
+    throw new ConfigError(
+      name,
+      `expected a metric name prefix (letters, digits, '_', ':'), got '${raw}'`,
+    );
+  }
+  return raw;
+}
+
 function text(raw: string): string {
   return raw.trim();
 }
@@ -184,6 +199,15 @@ export const SETTINGS = {
     default: 'info',
     description: 'Lowest level logged: debug, info, warn or error',
     parse: oneOf(['debug', 'info', 'warn', 'error'] as const),
+  }),
+  logFormat: setting({
+    env: 'LOG_FORMAT',
+    flag: 'log-format',
+    scope: 'database',
+    default: 'json',
+    description:
+      'json: one JSON object per line (pino), for log shippers; pretty: coloured lines for a terminal',
+    parse: oneOf(['json', 'pretty'] as const),
   }),
   amqpUrl: setting({
     env: 'AMQP_URL',
@@ -307,6 +331,49 @@ export const SETTINGS = {
     default: '10s',
     description: 'On SIGTERM, how long to wait for outstanding confirms before releasing leases',
     parse: duration(0, 600_000),
+  }),
+  httpPort: setting({
+    env: 'OUTBOX_HTTP_PORT',
+    flag: 'http-port',
+    scope: 'relay',
+    default: '',
+    description:
+      'Port of the HTTP endpoint serving /healthz, /readyz and /metrics (empty: no endpoint; 0: any free port)',
+    parse: optionalPort,
+  }),
+  httpHost: setting({
+    env: 'OUTBOX_HTTP_HOST',
+    flag: 'http-host',
+    scope: 'relay',
+    default: '0.0.0.0',
+    description: 'Address the HTTP endpoint listens on',
+    parse: text,
+  }),
+  metricsPrefix: setting({
+    env: 'OUTBOX_METRICS_PREFIX',
+    flag: 'metrics-prefix',
+    scope: 'relay',
+    default: 'outbox_relay_',
+    description: 'Prefix of every metric name',
+    parse: metricsPrefix,
+  }),
+  metricsTopTenants: setting({
+    env: 'OUTBOX_METRICS_TOP_TENANTS',
+    flag: 'metrics-top-tenants',
+    scope: 'relay',
+    default: '10',
+    description:
+      'Per-tenant metrics carry a tenant label only for this many tenants with the largest backlog; the rest are summed under tenant="other"',
+    parse: integer(0, 1000),
+  }),
+  statsIntervalMs: setting({
+    env: 'OUTBOX_STATS_INTERVAL',
+    flag: 'stats-interval',
+    scope: 'relay',
+    default: '15s',
+    description:
+      'How often the backlog gauges (pending and held rows, oldest pending age) are read from PostgreSQL',
+    parse: duration(1000, 3_600_000),
   }),
   flagsFile: setting({
     env: 'OUTBOX_FLAGS_FILE',

@@ -12,7 +12,15 @@ export {
   PublishError,
   type PublishFailureKind,
 } from './errors.js';
-export { createJsonLogger, type Logger, silentLogger } from './log/logger.js';
+export {
+  createLogger,
+  type LogDestination,
+  type LogFormat,
+  type Logger,
+  type LoggerOptions,
+  type LogLevel,
+  silentLogger,
+} from './log/logger.js';
 export { type EnqueueOptions, enqueue, MAX_MESSAGES_PER_CALL } from './outbox/enqueue.js';
 export {
   DEFAULT_MAX_PAYLOAD_BYTES,

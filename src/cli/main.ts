@@ -6,7 +6,7 @@
  */
 import { type Config, loadConfig, type SettingScope } from '../config.js';
 import { ConfigError, OutboxError } from '../errors.js';
-import { createJsonLogger, type Logger, type LogLevel } from '../log/logger.js';
+import { createLogger, type Logger } from '../log/logger.js';
 import {
   type ExtraFlag,
   type ParsedArgs,
@@ -132,18 +132,21 @@ async function main(argv: string[]): Promise<number> {
     throw new UsageError(`unexpected argument '${args.positionals[command.positionals]}'`);
   }
   const config = loadConfig(process.env, args.settings);
-  return command.run(args, config, logger(config.logLevel));
+  return command.run(args, config, logger(config));
 }
 
-function logger(level: LogLevel) {
-  return createJsonLogger(level, { service: 'outbox-relay' });
+/** The process's logger once the configuration is loaded; the rejection handler uses it too. */
+let activeLogger: Logger | undefined;
+
+function logger(config: Config): Logger {
+  activeLogger = createLogger({ level: config.logLevel, format: config.logFormat });
+  return activeLogger;
 }
 
 // Nothing may take the process down unannounced: log, and let the loops recover.
 process.on('unhandledRejection', (reason) => {
-  process.stderr.write(
-    `${JSON.stringify({ level: 'error', msg: 'unhandled rejection', error: String(reason) })}\n`,
-  );
+  const log = activeLogger ?? createLogger({ level: 'error', format: 'json' });
+  log.error('unhandled rejection', { error: reason });
 });
 
 main(process.argv.slice(2)).then(

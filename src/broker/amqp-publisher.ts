@@ -10,7 +10,12 @@ import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { redactUrl } from '../config.js';
 import { describeError, OutboxError, PublishError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import type { OutgoingMessage, Publisher, PublishResult } from '../relay/publisher.js';
+import type {
+  OutgoingMessage,
+  Publisher,
+  PublisherStatus,
+  PublishResult,
+} from '../relay/publisher.js';
 import { ConfirmLane } from './confirm-lane.js';
 
 /** Options of {@link AmqpPublisher}. */
@@ -97,6 +102,14 @@ export class AmqpPublisher implements Publisher {
   /** Why the broker blocks publishing (memory or disk alarm), if it does. */
   blockedReason(): string | undefined {
     return this.blocked;
+  }
+
+  status(): PublisherStatus {
+    return {
+      connected: this.connection !== undefined,
+      blocked: this.blocked,
+      channels: this.lanes.filter((lane) => lane.hasChannel).length,
+    };
   }
 
   publish(messages: readonly OutgoingMessage[]): Promise<PublishResult[]> {

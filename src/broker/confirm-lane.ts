@@ -94,6 +94,11 @@ export class ConfirmLane {
   }
 
   /** Messages queued or unconfirmed on this lane. */
+  /** Whether the lane has an open channel right now. */
+  get hasChannel(): boolean {
+    return this.channel !== undefined;
+  }
+
   get size(): number {
     return this.queue.length + this.unconfirmed.length;
   }

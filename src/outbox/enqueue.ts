@@ -19,6 +19,7 @@ import {
   outboxStatements,
 } from './queries.js';
 import { isSqlExecutorLike, toSqlExecutor } from './sql-executor.js';
+import { activeTraceHeaders } from './trace-context.js';
 
 /** Options of {@link enqueue}. */
 export interface EnqueueOptions {
@@ -100,8 +101,13 @@ export async function enqueue(
     );
   }
   if (list.length === 0) return [];
+  // Inside an OpenTelemetry span, every message carries its traceparent.
+  const traceHeaders = activeTraceHeaders();
   const rows: EncodedMessage[] = list.map((message, index) =>
-    encodeMessage(message, index, { maxPayloadBytes }),
+    encodeMessage(message, index, {
+      maxPayloadBytes,
+      ...(traceHeaders ? { defaultHeaders: traceHeaders } : {}),
+    }),
   );
   return insertMessages(toSqlExecutor(executor), statementsFor(schema), rows, { notify });
 }

@@ -53,6 +53,8 @@ export interface EncodedMessage {
 export interface EncodeOptions {
   /** Largest payload accepted, in bytes. */
   maxPayloadBytes: number;
+  /** Headers added to every message unless it sets them itself (the trace context). */
+  defaultHeaders?: Readonly<Record<string, string>>;
 }
 
 /** Default largest payload: 1 MiB. */
@@ -153,8 +155,14 @@ function checkHeaderName(name: string, field: string, index: number): void {
   }
 }
 
-function encodeHeaders(headers: unknown, index: number): string {
-  if (headers === undefined || headers === null) return '{}';
+function encodeHeaders(
+  headers: unknown,
+  index: number,
+  defaults: Readonly<Record<string, string>> | undefined,
+): string {
+  if (headers === undefined || headers === null) {
+    return defaults ? JSON.stringify(defaults) : '{}';
+  }
   if (!isPlainObject(headers)) {
     throw new InvalidMessageError(
       'headers',
@@ -166,7 +174,7 @@ function encodeHeaders(headers: unknown, index: number): string {
     checkHeaderName(key, `headers.${key}`, index);
     checkHeaderValue(value, `headers.${key}`, index, 1);
   }
-  const json = JSON.stringify(headers);
+  const json = JSON.stringify(defaults ? { ...defaults, ...headers } : headers);
   // AMQP frames carry the whole header table in one 64 KiB encoding buffer.
   if (Buffer.byteLength(json) > 60 * 1024)
     throw new InvalidMessageError('headers', index, 'must encode to at most 60 KiB');
@@ -269,6 +277,6 @@ export function encodeMessage(
     messageType,
     payload: bytes,
     contentType,
-    headers: encodeHeaders(m.headers, index),
+    headers: encodeHeaders(m.headers, index, options.defaultHeaders),
   };
 }

@@ -35,6 +35,17 @@ export interface Publisher {
   publish(messages: readonly OutgoingMessage[]): Promise<PublishResult[]>;
   /** True while connected and able to publish. */
   isReady(): boolean;
+  /** Connection detail for readiness and metrics. */
+  status(): PublisherStatus;
   /** Waits up to `timeoutMs` for outstanding confirms, then closes. */
   close(timeoutMs: number): Promise<void>;
+}
+
+/** What a publisher reports about its broker connection. */
+export interface PublisherStatus {
+  connected: boolean;
+  /** Why the broker blocks publishing (memory or disk alarm), if it does. */
+  blocked: string | undefined;
+  /** Open channels. */
+  channels: number;
 }

@@ -13,7 +13,7 @@
  */
 import pLimit from 'p-limit';
 import type pg from 'pg';
-import { describeError } from '../errors.js';
+import { describeError, type PublishFailureKind } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import {
   type ClaimedRow,
@@ -29,6 +29,7 @@ import {
 } from '../outbox/queries.js';
 import { type SqlExecutor, toSqlExecutor } from '../outbox/sql-executor.js';
 import type { OutgoingMessage, Publisher, PublishResult } from './publisher.js';
+import { ignoreRelayEvents, type RelayObserver } from './relay-observer.js';
 import type { TenantGate } from './tenant-gate.js';
 import { TenantThrottle } from './tenant-throttle.js';
 import { WakeSignal } from './wake-signal.js';
@@ -56,6 +57,8 @@ export interface RelayDeps {
   logger: Logger;
   /** Rung by the sequence watcher, NOTIFY and flag changes. */
   wake?: WakeSignal;
+  /** Told of every claim and settled batch (metrics). */
+  observer?: RelayObserver;
 }
 
 /** What one pass (or several) did. */
@@ -119,6 +122,7 @@ export class Relay {
   private lastTurn: Promise<void> = Promise.resolve();
   private lastSweep = 0;
   private readonly throttle = new TenantThrottle();
+  private readonly observer: RelayObserver;
 
   constructor(
     private readonly options: RelayOptions,
@@ -126,6 +130,17 @@ export class Relay {
   ) {
     this.wake = deps.wake ?? new WakeSignal();
     this.db = toSqlExecutor(deps.pool);
+    this.observer = deps.observer ?? ignoreRelayEvents;
+  }
+
+  /** Rows claimed by this relay whose batch has not ended yet. */
+  inFlight(): number {
+    return this.leased.size;
+  }
+
+  /** Tenants currently out of rate budget (the rate-limit flag). */
+  throttledTenants(): number {
+    return this.throttle.blocked().length;
   }
 
   /** Totals since the relay was created. */
@@ -372,6 +387,7 @@ export class Relay {
   }
 
   private async claim(): Promise<ClaimedRow[]> {
+    const started = performance.now();
     const rows = await claimBatch(this.deps.pool, this.deps.statements, {
       relayId: this.options.relayId,
       cursor: this.cursor,
@@ -382,6 +398,7 @@ export class Relay {
       pausedTenants: this.skippedTenants(),
       inFlight: [...this.leased],
     });
+    this.observer.claimed(rows.length, performance.now() - started);
     for (const row of rows) this.leased.add(row.id);
     // Next claim starts after the last tenant served: tenants take turns.
     this.cursor = rows[0]?.next_cursor ?? '';
@@ -396,6 +413,7 @@ export class Relay {
     let held: ClaimedRow[] = [];
     let toPublish: readonly ClaimedRow[] = [];
     let sent: Promise<PublishResult[]>;
+    let publishStarted = 0;
     try {
       const payloads = await fetchPayloads(
         this.deps.pool,
@@ -411,6 +429,7 @@ export class Relay {
       ({ held, toPublish } = await this.applyGate(rows));
 
       // publish() enqueues synchronously; only then may the next batch enqueue.
+      publishStarted = performance.now();
       sent = this.deps.publisher.publish(
         toPublish.map((row) => toOutgoing(row, payloads.get(row.id) as Buffer)),
       );
@@ -418,14 +437,19 @@ export class Relay {
       turn.done();
     }
     const results = await sent;
+    const publishMs = performance.now() - publishStarted;
 
     const published: string[] = [];
+    const publishedCreatedAt: Date[] = [];
     const failures: PublishFailure[] = [];
+    const failureKinds: PublishFailureKind[] = [];
     results.forEach((result, i) => {
       const row = toPublish[i] as ClaimedRow;
       if (result.ok) {
         published.push(row.id);
+        publishedCreatedAt.push(row.created_at);
       } else {
+        failureKinds.push(result.error.kind);
         failures.push({
           id: row.id,
           error: result.error.message,
@@ -445,6 +469,13 @@ export class Relay {
         firstError: counted[0]?.error,
       });
     }
+    this.observer.batchSettled({
+      publishMs,
+      publishedCreatedAt,
+      failures: failureKinds,
+      dead: dead.length,
+      held: held.length,
+    });
     const result: PassResult = {
       claimed: rows.length,
       published: published.length,

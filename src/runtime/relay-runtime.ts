@@ -9,7 +9,10 @@ import type { Config } from '../config.js';
 import { NotifyListener } from '../db/notify-listener.js';
 import { checkDatabase, createPool } from '../db/pool.js';
 import { OutboxError } from '../errors.js';
+import { type HealthServer, startHealthServer } from '../http/health-server.js';
 import type { Logger } from '../log/logger.js';
+import { BacklogMonitor } from '../metrics/backlog-monitor.js';
+import { RelayMetrics } from '../metrics/prometheus-metrics.js';
 import { outboxStatements, readSequence } from '../outbox/queries.js';
 import type { OutgoingMessage, PublishResult } from '../relay/publisher.js';
 import { Relay } from '../relay/relay.js';
@@ -18,12 +21,17 @@ import { SequenceWatcher } from '../relay/sequence-watcher.js';
 import type { TenantGate } from '../relay/tenant-gate.js';
 import { WakeSignal } from '../relay/wake-signal.js';
 import { openTenantGate } from '../tenants/open-tenant-gate.js';
+import { ReadinessProbe } from './readiness.js';
 
 /** A connected relay, ready to `start()` (loop) or `drain()` (once). */
 export interface RelayRuntime {
   relayId: string;
   relay: Relay;
   gate: TenantGate;
+  metrics: RelayMetrics;
+  readiness: ReadinessProbe;
+  /** The HTTP endpoint, once `start()` has opened it (OUTBOX_HTTP_PORT set). */
+  http(): HealthServer | undefined;
   /** Starts the wake-up sources, the retention clean-up and the relay loop. */
   start(): Promise<void>;
   /** Stops claiming, waits (bounded) for confirms, releases leases, closes everything. */
@@ -55,7 +63,9 @@ export async function openRelayRuntime(
   const statements = outboxStatements(config.schema);
   const pool = createPool({
     url: config.databaseUrl,
-    max: config.batchesInFlight + 3,
+    // Claims and settles of the batches in flight, the lease sweep, the
+    // sequence watcher, the retention clean-up, readiness and backlog metrics.
+    max: config.batchesInFlight + 5,
     connectTimeoutMs: config.connectTimeoutMs,
     applicationName: `outbox-relay ${relayId}`,
     onError: (error) => logger.warn('idle database connection failed', { error }),
@@ -99,6 +109,15 @@ export async function openRelayRuntime(
     throw error;
   }
   const wake = new WakeSignal();
+  const readiness = new ReadinessProbe({ pool, publisher: connected, gate, timeoutMs: 2000 });
+  // The gauges read the relay at scrape time, after it exists.
+  const metrics = new RelayMetrics(config.metricsPrefix, {
+    broker: () => connected.status(),
+    pausedTenants: () => gate.pausedTenants().length,
+    throttledTenants: () => relay.throttledTenants(),
+    inFlight: () => relay.inFlight(),
+    readiness: () => readiness.last(),
+  });
   const relay = new Relay(
     {
       relayId,
@@ -111,8 +130,15 @@ export async function openRelayRuntime(
       pollIntervalMs: config.pollIntervalMs,
       shutdownTimeoutMs: config.shutdownTimeoutMs,
     },
-    { pool, statements, publisher: connected, gate, logger, wake },
+    { pool, statements, publisher: connected, gate, logger, wake, observer: metrics },
   );
+  const backlog = new BacklogMonitor(pool, statements, metrics, {
+    intervalMs: config.statsIntervalMs,
+    topTenants: config.metricsTopTenants,
+    pausedTenants: () => gate.pausedTenants(),
+    logger,
+  });
+  let http: HealthServer | undefined;
   const watcher = new SequenceWatcher(
     () => readSequence(pool, statements),
     wake,
@@ -143,10 +169,27 @@ export async function openRelayRuntime(
     relayId,
     relay,
     gate,
+    metrics,
+    readiness,
+    http: () => http,
     async start() {
+      if (config.httpPort !== undefined) {
+        http = await startHealthServer({
+          host: config.httpHost,
+          port: config.httpPort,
+          readiness: () => readiness.check(),
+          metrics: async () => {
+            // Refresh the `ready` gauge with the scrape.
+            await readiness.check();
+            return metrics.exposition();
+          },
+          logger,
+        });
+      }
       watcher.start();
       await listener?.start();
       cleaner.start();
+      backlog.start();
       relay.start();
       logger.info('relay started', {
         relayId,
@@ -156,11 +199,15 @@ export async function openRelayRuntime(
       });
     },
     async stop() {
+      // Not ready from here on: an orchestrator stops routing to us at once.
+      readiness.markStopping();
       watcher.stop();
       await listener?.stop();
       await cleaner.stop();
+      await backlog.stop();
       await relay.stop();
       await close();
+      await http?.close();
       logger.info('relay stopped', { ...relay.stats() });
     },
     close,

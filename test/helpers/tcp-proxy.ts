@@ -2,7 +2,9 @@
  * A TCP proxy on 127.0.0.1 in front of a service, for cutting connections
  * the way networks fail: `reset()` drops every live connection at once;
  * `blackhole()` keeps them open but silently discards every byte from then on
- * (a dead link nobody closes). New connections always go through.
+ * (a dead link nobody closes). New connections go through unless `refuse()`
+ * was called: then they are closed at once, as by a host that is down, until
+ * `accept()`.
  */
 
 import type { AddressInfo } from 'node:net';
@@ -15,6 +17,9 @@ export interface TcpProxy {
   accepted(): number;
   reset(): void;
   blackhole(): void;
+  /** Closes new connections at once until `accept()`. */
+  refuse(): void;
+  accept(): void;
   close(): Promise<void>;
 }
 
@@ -22,7 +27,13 @@ export interface TcpProxy {
 export async function startTcpProxy(host: string, port: number): Promise<TcpProxy> {
   const pairs = new Set<{ client: Socket; upstream: Socket; dead: boolean }>();
   let accepted = 0;
+  let refusing = false;
   const server: Server = createServer((client) => {
+    if (refusing) {
+      client.on('error', () => undefined);
+      client.resetAndDestroy();
+      return;
+    }
     accepted += 1;
     const upstream = connect(port, host);
     const pair = { client, upstream, dead: false };
@@ -55,6 +66,12 @@ export async function startTcpProxy(host: string, port: number): Promise<TcpProx
     },
     blackhole() {
       for (const pair of pairs) pair.dead = true;
+    },
+    refuse() {
+      refusing = true;
+    },
+    accept() {
+      refusing = false;
     },
     async close() {
       for (const pair of [...pairs]) {

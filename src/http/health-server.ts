@@ -1,0 +1,96 @@
+/**
+ * The relay's HTTP endpoint for orchestrators and Prometheus:
+ *
+ *   GET /healthz  200 while the process serves requests (liveness)
+ *   GET /readyz   200 or 503 with the JSON detail of each readiness check
+ *   GET /metrics  the Prometheus text exposition
+ *
+ * Plain node:http: three read-only routes need no framework.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describeError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { ReadinessReport } from '../runtime/readiness.js';
+
+export interface HealthServerOptions {
+  host: string;
+  /** 0 picks a free port; `port` on the result tells which. */
+  port: number;
+  readiness: () => Promise<ReadinessReport>;
+  metrics: () => Promise<{ contentType: string; body: string }>;
+  logger: Logger;
+}
+
+export interface HealthServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export async function startHealthServer(options: HealthServerOptions): Promise<HealthServer> {
+  const server = http.createServer((request, response) => {
+    void respond(options, request, response).catch((error: unknown) => {
+      options.logger.warn('HTTP request failed', {
+        path: request.url,
+        error: describeError(error),
+      });
+      if (!response.headersSent) send(response, 500, 'text/plain', 'internal error\n');
+      else response.destroy();
+    });
+  });
+  // Keep-alive connections from a scraper must not hold up shutdown.
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (error) => options.logger.warn('HTTP server error', { error }));
+  const { port } = server.address() as AddressInfo;
+  options.logger.info('HTTP endpoint listening', { host: options.host, port });
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function respond(
+  options: HealthServerOptions,
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+): Promise<void> {
+  const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    response.setHeader('allow', 'GET, HEAD');
+    send(response, 405, 'text/plain', 'method not allowed\n');
+    return;
+  }
+  switch (path) {
+    case '/healthz':
+      send(response, 200, 'application/json', '{"status":"ok"}\n');
+      return;
+    case '/readyz': {
+      const report = await options.readiness();
+      send(response, report.ready ? 200 : 503, 'application/json', `${JSON.stringify(report)}\n`);
+      return;
+    }
+    case '/metrics': {
+      const { contentType, body } = await options.metrics();
+      send(response, 200, contentType, body);
+      return;
+    }
+    default:
+      send(response, 404, 'text/plain', 'not found: try /healthz, /readyz or /metrics\n');
+  }
+}
+
+function send(response: http.ServerResponse, status: number, type: string, body: string): void {
+  response.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+  response.end(response.req.method === 'HEAD' ? undefined : body);
+}

@@ -1,0 +1,297 @@
+/**
+ * The relay's Prometheus metrics (prom-client), on a registry of their own.
+ *
+ * `METRICS` is the single table of names, types and meanings: docs, the
+ * dashboard and the alert rules are checked against it. Counters and
+ * histograms are fed by the relay through the {@link RelayObserver} port;
+ * gauges about the broker, the gate and the relay are read at scrape time;
+ * backlog gauges are set by the {@link BacklogMonitor} from PostgreSQL.
+ *
+ * Cardinality is bounded whatever the number of tenants: the only per-tenant
+ * series are the top-N backlogs plus one `tenant="other"` series.
+ */
+import client from 'prom-client';
+import type { PublishFailureKind } from '../errors.js';
+import type { BacklogStats } from '../outbox/queries.js';
+import type { BatchOutcome, RelayObserver } from '../relay/relay-observer.js';
+
+type MetricType = 'counter' | 'gauge' | 'histogram';
+
+interface MetricSpec {
+  /** The name without the configured prefix. */
+  readonly name: string;
+  readonly type: MetricType;
+  readonly help: string;
+  readonly labels: readonly string[];
+}
+
+function metric(
+  name: string,
+  type: MetricType,
+  help: string,
+  labels: readonly string[] = [],
+): MetricSpec {
+  return { name, type, help, labels };
+}
+
+/** Every metric the relay exports (besides prom-client's process and Node.js defaults). */
+export const METRICS = {
+  published: metric(
+    'messages_published_total',
+    'counter',
+    'Messages the broker confirmed; their rows are then deleted or marked published',
+  ),
+  failed: metric(
+    'messages_failed_total',
+    'counter',
+    'Publish attempts that failed, by kind (unroutable, nacked, channel_closed, connection_lost, rejected); the rows are retried',
+    ['kind'],
+  ),
+  returned: metric(
+    'messages_returned_total',
+    'counter',
+    'Messages the broker returned as unroutable (no queue bound for the routing key)',
+  ),
+  dead: metric(
+    'messages_dead_total',
+    'counter',
+    'Rows that reached the maximum number of attempts and were marked dead',
+  ),
+  heldTotal: metric(
+    'messages_held_total',
+    'counter',
+    'Claimed rows held back unpublished because their tenant is paused or out of rate budget',
+  ),
+  commitToPublish: metric(
+    'commit_to_publish_seconds',
+    'histogram',
+    "From the row's created_at (its transaction's start) to the broker's confirm of its batch",
+  ),
+  claimDuration: metric(
+    'claim_duration_seconds',
+    'histogram',
+    'Duration of one claim statement, including its lock wait',
+  ),
+  publishBatchDuration: metric(
+    'publish_batch_duration_seconds',
+    'histogram',
+    'From handing a batch to the broker to the last of its confirms',
+  ),
+  pending: metric(
+    'pending_messages',
+    'gauge',
+    'Rows waiting to be published (held rows of paused tenants included, dead rows not)',
+  ),
+  oldestPendingAge: metric(
+    'oldest_pending_age_seconds',
+    'gauge',
+    'Age of the oldest pending row (0 when none)',
+  ),
+  held: metric('held_messages', 'gauge', 'Pending rows of paused tenants'),
+  deadRows: metric('dead_messages', 'gauge', 'Rows in the dead state, waiting for an operator'),
+  tenantPending: metric(
+    'tenant_pending_messages',
+    'gauge',
+    'Pending rows of the tenants with the largest backlogs; tenant="other" sums the rest',
+    ['tenant'],
+  ),
+  tenantOldestPendingAge: metric(
+    'tenant_oldest_pending_age_seconds',
+    'gauge',
+    'Age of the oldest pending row of the tenants with the largest backlogs; tenant="other" is the oldest of the rest',
+    ['tenant'],
+  ),
+  statsRefreshed: metric(
+    'stats_refreshed_timestamp_seconds',
+    'gauge',
+    'When the backlog gauges were last read from PostgreSQL (Unix time)',
+  ),
+  pausedTenants: metric(
+    'paused_tenants',
+    'gauge',
+    'Tenants with pending rows that the kill-switch flag pauses (learned as the relay meets their rows)',
+  ),
+  throttledTenants: metric(
+    'throttled_tenants',
+    'gauge',
+    'Tenants out of rate budget right now (the rate-limit flag)',
+  ),
+  inFlight: metric(
+    'messages_in_flight',
+    'gauge',
+    'Rows claimed by this relay whose batch has not ended',
+  ),
+  brokerConnected: metric('broker_connected', 'gauge', '1 while the AMQP connection is open'),
+  brokerBlocked: metric(
+    'broker_blocked',
+    'gauge',
+    '1 while the broker blocks publishing (memory or disk alarm)',
+  ),
+  brokerChannels: metric('broker_channels', 'gauge', 'Open AMQP channels of this relay'),
+  ready: metric('ready', 'gauge', 'Readiness by check (database, broker, flags): 1 ready, 0 not', [
+    'check',
+  ]),
+} as const;
+
+/** The label value that stands for every tenant outside the top N. */
+export const OTHER_TENANTS = 'other';
+
+/** What the scrape-time gauges read. */
+export interface MetricSources {
+  broker(): { connected: boolean; blocked: string | undefined; channels: number };
+  pausedTenants(): number;
+  throttledTenants(): number;
+  inFlight(): number;
+  /** The last readiness result, by check. */
+  readiness(): Readonly<Record<string, boolean>>;
+}
+
+const LATENCY_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600,
+];
+const DURATION_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10,
+];
+
+const FAILURE_LABEL: Record<PublishFailureKind, string> = {
+  unroutable: 'unroutable',
+  nacked: 'nacked',
+  'channel-closed': 'channel_closed',
+  'connection-lost': 'connection_lost',
+  rejected: 'rejected',
+};
+
+/** The relay's metrics on their own registry. */
+export class RelayMetrics implements RelayObserver {
+  readonly registry = new client.Registry();
+  private readonly published: client.Counter;
+  private readonly failed: client.Counter<'kind'>;
+  private readonly returned: client.Counter;
+  private readonly dead: client.Counter;
+  private readonly heldTotal: client.Counter;
+  private readonly commitToPublish: client.Histogram;
+  private readonly claimDuration: client.Histogram;
+  private readonly publishBatchDuration: client.Histogram;
+  private readonly pending: client.Gauge;
+  private readonly oldestPendingAge: client.Gauge;
+  private readonly held: client.Gauge;
+  private readonly deadRows: client.Gauge;
+  private readonly tenantPending: client.Gauge<'tenant'>;
+  private readonly tenantOldestPendingAge: client.Gauge<'tenant'>;
+  private readonly statsRefreshed: client.Gauge;
+
+  constructor(
+    private readonly prefix: string,
+    sources: MetricSources,
+  ) {
+    const registers = [this.registry];
+    const counter = (spec: MetricSpec) =>
+      new client.Counter({
+        name: this.name(spec),
+        help: spec.help,
+        labelNames: spec.labels,
+        registers,
+      });
+    const gauge = (spec: MetricSpec, collect?: (g: client.Gauge) => void) =>
+      new client.Gauge({
+        name: this.name(spec),
+        help: spec.help,
+        labelNames: spec.labels,
+        registers,
+        ...(collect
+          ? {
+              collect(this: client.Gauge) {
+                collect(this);
+              },
+            }
+          : {}),
+      });
+    const histogram = (spec: MetricSpec, buckets: number[]) =>
+      new client.Histogram({ name: this.name(spec), help: spec.help, buckets, registers });
+
+    this.published = counter(METRICS.published);
+    this.failed = counter(METRICS.failed) as client.Counter<'kind'>;
+    this.returned = counter(METRICS.returned);
+    this.dead = counter(METRICS.dead);
+    this.heldTotal = counter(METRICS.heldTotal);
+    // Start every failure kind at 0, so rate() sees the first failure.
+    for (const kind of Object.values(FAILURE_LABEL)) this.failed.inc({ kind }, 0);
+    this.commitToPublish = histogram(METRICS.commitToPublish, LATENCY_BUCKETS);
+    this.claimDuration = histogram(METRICS.claimDuration, DURATION_BUCKETS);
+    this.publishBatchDuration = histogram(METRICS.publishBatchDuration, DURATION_BUCKETS);
+    this.pending = gauge(METRICS.pending);
+    this.oldestPendingAge = gauge(METRICS.oldestPendingAge);
+    this.held = gauge(METRICS.held);
+    this.deadRows = gauge(METRICS.deadRows);
+    this.tenantPending = gauge(METRICS.tenantPending) as client.Gauge<'tenant'>;
+    this.tenantOldestPendingAge = gauge(METRICS.tenantOldestPendingAge) as client.Gauge<'tenant'>;
+    this.statsRefreshed = gauge(METRICS.statsRefreshed);
+    gauge(METRICS.pausedTenants, (g) => g.set(sources.pausedTenants()));
+    gauge(METRICS.throttledTenants, (g) => g.set(sources.throttledTenants()));
+    gauge(METRICS.inFlight, (g) => g.set(sources.inFlight()));
+    gauge(METRICS.brokerConnected, (g) => g.set(sources.broker().connected ? 1 : 0));
+    gauge(METRICS.brokerBlocked, (g) => g.set(sources.broker().blocked === undefined ? 0 : 1));
+    gauge(METRICS.brokerChannels, (g) => g.set(sources.broker().channels));
+    gauge(METRICS.ready, (g) => {
+      for (const [check, ok] of Object.entries(sources.readiness())) g.set({ check }, ok ? 1 : 0);
+    });
+    client.collectDefaultMetrics({ register: this.registry, prefix });
+  }
+
+  /** The full name of a metric of {@link METRICS}, with the prefix. */
+  name(spec: MetricSpec): string {
+    return `${this.prefix}${spec.name}`;
+  }
+
+  claimed(_rows: number, durationMs: number): void {
+    this.claimDuration.observe(durationMs / 1000);
+  }
+
+  batchSettled(outcome: BatchOutcome): void {
+    const now = Date.now();
+    if (outcome.publishedCreatedAt.length > 0) {
+      this.published.inc(outcome.publishedCreatedAt.length);
+      for (const createdAt of outcome.publishedCreatedAt) {
+        this.commitToPublish.observe(Math.max(0, now - createdAt.getTime()) / 1000);
+      }
+    }
+    if (outcome.publishedCreatedAt.length + outcome.failures.length > 0) {
+      this.publishBatchDuration.observe(outcome.publishMs / 1000);
+    }
+    for (const kind of outcome.failures) {
+      this.failed.inc({ kind: FAILURE_LABEL[kind] });
+      if (kind === 'unroutable') this.returned.inc();
+    }
+    if (outcome.dead > 0) this.dead.inc(outcome.dead);
+    if (outcome.held > 0) this.heldTotal.inc(outcome.held);
+  }
+
+  /** Sets the backlog gauges from a fresh read. */
+  setBacklog(stats: BacklogStats, at: Date = new Date()): void {
+    this.pending.set(stats.pending);
+    this.oldestPendingAge.set(stats.oldestSeconds);
+    this.held.set(stats.held);
+    this.deadRows.set(stats.dead);
+    // Replace the per-tenant series: tenants that left the top N disappear.
+    this.tenantPending.reset();
+    this.tenantOldestPendingAge.reset();
+    const folded = { pending: 0, oldestSeconds: 0 };
+    for (const entry of stats.tenants) {
+      if (entry.tenant === undefined || entry.tenant === OTHER_TENANTS) {
+        folded.pending += entry.pending;
+        folded.oldestSeconds = Math.max(folded.oldestSeconds, entry.oldestSeconds);
+      } else {
+        this.tenantPending.set({ tenant: entry.tenant }, entry.pending);
+        this.tenantOldestPendingAge.set({ tenant: entry.tenant }, entry.oldestSeconds);
+      }
+    }
+    this.tenantPending.set({ tenant: OTHER_TENANTS }, folded.pending);
+    this.tenantOldestPendingAge.set({ tenant: OTHER_TENANTS }, folded.oldestSeconds);
+    this.statsRefreshed.set(at.getTime() / 1000);
+  }
+
+  /** The Prometheus text exposition of every metric. */
+  async exposition(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

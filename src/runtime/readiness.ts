@@ -1,0 +1,101 @@
+/**
+ * Readiness of a running relay, check by check: the database answers, the
+ * broker is connected and not blocking publishes, and the tenant flags are
+ * initialized or failing open. Served as JSON by /readyz and as the `ready`
+ * gauge.
+ */
+import type pg from 'pg';
+import { describeError } from '../errors.js';
+import type { Publisher } from '../relay/publisher.js';
+import type { TenantGate } from '../relay/tenant-gate.js';
+
+export interface CheckResult {
+  ok: boolean;
+  detail: string;
+}
+
+export interface ReadinessReport {
+  ready: boolean;
+  checks: { database: CheckResult; broker: CheckResult; flags: CheckResult };
+}
+
+export interface ReadinessDeps {
+  pool: pg.Pool;
+  publisher: Publisher;
+  gate: TenantGate;
+  /** Longest wait for the database's answer. */
+  timeoutMs: number;
+}
+
+export class ReadinessProbe {
+  private lastReport: ReadinessReport | undefined;
+  private stopping = false;
+
+  constructor(private readonly deps: ReadinessDeps) {}
+
+  /** From now on, report not ready: the relay is shutting down. */
+  markStopping(): void {
+    this.stopping = true;
+  }
+
+  /** The last report's checks as booleans (for the `ready` gauge). */
+  last(): Record<string, boolean> {
+    const checks = this.lastReport?.checks;
+    if (!checks) return {};
+    return Object.fromEntries(Object.entries(checks).map(([name, check]) => [name, check.ok]));
+  }
+
+  async check(): Promise<ReadinessReport> {
+    const [database, broker, flags] = [await this.database(), this.broker(), this.flags()];
+    const report: ReadinessReport = {
+      ready: !this.stopping && database.ok && broker.ok && flags.ok,
+      checks: { database, broker, flags },
+    };
+    this.lastReport = report;
+    return report;
+  }
+
+  private async database(): Promise<CheckResult> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.deps.pool.query('select 1'),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no answer within ${this.deps.timeoutMs}ms`)),
+            this.deps.timeoutMs,
+          );
+        }),
+      ]);
+      return { ok: true, detail: 'connected' };
+    } catch (error) {
+      return { ok: false, detail: describeError(error) || 'query failed' };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private broker(): CheckResult {
+    const status = this.deps.publisher.status();
+    if (!status.connected) return { ok: false, detail: 'disconnected; reconnecting' };
+    if (status.blocked !== undefined) {
+      return { ok: false, detail: `blocked by the broker: ${status.blocked}` };
+    }
+    return { ok: true, detail: `connected, ${status.channels} channels open` };
+  }
+
+  private flags(): CheckResult {
+    const status = this.deps.gate.status();
+    if (status.failing === 'closed') {
+      return {
+        ok: false,
+        detail: `${status.source} unavailable; failing closed (every tenant held)`,
+      };
+    }
+    if (status.failing === 'open') {
+      return { ok: true, detail: `${status.source} unavailable; failing open (no tenant paused)` };
+    }
+    if (!status.initialized) return { ok: false, detail: `${status.source} not initialized` };
+    return { ok: true, detail: `${status.source} initialized` };
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Reads a relay's HTTP endpoint as Prometheus and an orchestrator would:
+ * `/metrics` parsed by a Prometheus text-format parser, `/readyz` as JSON.
+ */
+import parsePrometheusTextFormat, { type PrometheusFamily } from 'parse-prometheus-text-format';
+
+/** One scrape, by metric family name. */
+export type Scrape = Map<string, PrometheusFamily>;
+
+export async function scrapeMetrics(port: number): Promise<Scrape> {
+  const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+  if (response.status !== 200) throw new Error(`/metrics answered ${response.status}`);
+  const families = parsePrometheusTextFormat(await response.text());
+  return new Map(families.map((family) => [family.name, family]));
+}
+
+/** The value of a counter or gauge sample whose labels include `labels`; undefined if absent. */
+export function sampleValue(
+  scrape: Scrape,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
+  const sample = scrape
+    .get(name)
+    ?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+  return sample?.value === undefined ? undefined : Number(sample.value);
+}
+
+/** A histogram's observation count. */
+export function histogramCount(scrape: Scrape, name: string): number {
+  return Number(scrape.get(name)?.metrics[0]?.count ?? 0);
+}
+
+interface ReadinessBody {
+  ready: boolean;
+  checks: Record<string, { ok: boolean; detail: string }>;
+}
+
+export async function readiness(port: number): Promise<{ status: number; body: ReadinessBody }> {
+  const response = await fetch(`http://127.0.0.1:${port}/readyz`);
+  return { status: response.status, body: (await response.json()) as ReadinessBody };
+}
+
+/** The port the relay logged in its 'HTTP endpoint listening' line, once it has. */
+export function loggedHttpPort(output: string): number | undefined {
+  for (const line of output.split('\n')) {
+    if (!line.includes('HTTP endpoint listening')) continue;
+    try {
+      const port = (JSON.parse(line) as { port?: unknown }).port;
+      if (typeof port === 'number') return port;
+    } catch {
+      // Not a JSON line.
+    }
+  }
+  return undefined;
+}

@@ -50,6 +50,7 @@ export class NotifyListener {
         return;
       }
       this.client = client;
+      if (this.retryMs > 100) this.options.logger.info('LISTEN connection restored');
       this.retryMs = 100;
       // Rows may have been committed while we were not listening.
       this.options.onNotify();

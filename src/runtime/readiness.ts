@@ -95,6 +95,8 @@ export class ReadinessProbe {
     if (status.failing === 'open') {
       return { ok: true, detail: `${status.source} unavailable; failing open (no tenant paused)` };
     }
+    if (status.source === 'none')
+      return { ok: true, detail: 'no flag source: every tenant enabled' };
     if (!status.initialized) return { ok: false, detail: `${status.source} not initialized` };
     return { ok: true, detail: `${status.source} initialized` };
   }

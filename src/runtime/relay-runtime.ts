@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { AmqpPublisher, connectionName } from '../broker/amqp-publisher.js';
-import type { Config } from '../config.js';
+import { type Config, redactUrl } from '../config.js';
 import { NotifyListener } from '../db/notify-listener.js';
 import { checkDatabase, createPool } from '../db/pool.js';
 import { OutboxError } from '../errors.js';
@@ -73,6 +73,7 @@ export async function openRelayRuntime(
   let publisher: AmqpPublisher | undefined;
   try {
     await checkDatabase(pool, config.databaseUrl);
+    logger.info('connected to database', { url: redactUrl(config.databaseUrl) });
     const table = await pool.query<{ exists: boolean }>(
       'select to_regclass($1) is not null as exists',
       [`"${config.schema}".messages`],
@@ -201,6 +202,7 @@ export async function openRelayRuntime(
     async stop() {
       // Not ready from here on: an orchestrator stops routing to us at once.
       readiness.markStopping();
+      logger.info('relay stopping', { relayId, shutdownTimeoutMs: config.shutdownTimeoutMs });
       watcher.stop();
       await listener?.stop();
       await cleaner.stop();
@@ -208,7 +210,7 @@ export async function openRelayRuntime(
       await relay.stop();
       await close();
       await http?.close();
-      logger.info('relay stopped', { ...relay.stats() });
+      logger.info('relay stopped', { relayId, ...relay.stats() });
     },
     close,
   };

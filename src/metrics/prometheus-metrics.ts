@@ -15,9 +15,9 @@ import type { PublishFailureKind } from '../errors.js';
 import type { BacklogStats } from '../outbox/queries.js';
 import type { BatchOutcome, RelayObserver } from '../relay/relay-observer.js';
 
-type MetricType = 'counter' | 'gauge' | 'histogram';
+export type MetricType = 'counter' | 'gauge' | 'histogram';
 
-interface MetricSpec {
+export interface MetricSpec {
   /** The name without the configured prefix. */
   readonly name: string;
   readonly type: MetricType;

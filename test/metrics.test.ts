@@ -1,0 +1,89 @@
+/**
+ * Metric cardinality stays bounded whatever the number of tenants: the
+ * backlog read returns the top N tenants plus one folded row, and the
+ * exposition holds N + 1 per-tenant series, with 100,000 tenants pending.
+ */
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { describe, expect, it } from 'vitest';
+import { RelayMetrics } from '../src/metrics/prometheus-metrics.js';
+import { readBacklogStats } from '../src/outbox/queries.js';
+import { useOutboxFixture } from './helpers/fixture.js';
+
+const fixture = useOutboxFixture('metrics');
+
+const idleSources = {
+  broker: () => ({ connected: true, blocked: undefined, channels: 2 }),
+  pausedTenants: () => 0,
+  throttledTenants: () => 0,
+  inFlight: () => 0,
+  readiness: () => ({ database: true, broker: true, flags: true }),
+};
+
+describe('backlog metrics', () => {
+  it('label only the top N of 100,000 tenants; the rest are one "other" series', async () => {
+    const { db } = fixture;
+    // 100,000 tenants with one row each, plus tenant-0 ... tenant-4 with 10 - i more.
+    await db.pool.query(
+      `insert into "${db.schema}".messages (tenant_id, exchange, payload)
+       select 'tenant-' || g, 'x', '\\x7b7d'::bytea from generate_series(0, 99999) g
+       union all
+       select 'tenant-' || i, 'x', '\\x7b7d'::bytea from generate_series(0, 4) i, generate_series(1, 10 - i) r`,
+    );
+    await db.pool.query(
+      `update "${db.schema}".messages set dead_at = now() where tenant_id = 'tenant-99999'`,
+    );
+    const stats = await readBacklogStats(db.pool, db.statements, {
+      topTenants: 3,
+      pausedTenants: ['tenant-1', 'tenant-7'],
+      timeoutMs: 10_000,
+    });
+    const extra = 10 + 9 + 8 + 7 + 6;
+    expect(stats.pending).toBe(99_999 + extra);
+    expect(stats.dead).toBe(1);
+    expect(stats.held).toBe(1 + 9 + 1);
+    expect(stats.oldestSeconds).toBeGreaterThanOrEqual(0);
+    expect(stats.tenants.map((t) => [t.tenant, t.pending])).toEqual(
+      expect.arrayContaining([
+        ['tenant-0', 11],
+        ['tenant-1', 10],
+        ['tenant-2', 9],
+        [undefined, 99_999 + extra - 30],
+      ]),
+    );
+    expect(stats.tenants).toHaveLength(4);
+
+    const metrics = new RelayMetrics('test_', idleSources);
+    metrics.setBacklog(stats);
+    const families = parsePrometheusTextFormat(await metrics.registry.metrics());
+    const tenantSeries = families.find((f) => f.name === 'test_tenant_pending_messages')?.metrics;
+    expect(tenantSeries?.map((m) => m.labels?.tenant).sort()).toEqual([
+      'other',
+      'tenant-0',
+      'tenant-1',
+      'tenant-2',
+    ]);
+    // A later read with other leaders replaces the series: no label lingers.
+    metrics.setBacklog({
+      ...stats,
+      tenants: [{ tenant: 'tenant-9', pending: 5, oldestSeconds: 1 }],
+    });
+    const again = parsePrometheusTextFormat(await metrics.registry.metrics());
+    expect(
+      again
+        .find((f) => f.name === 'test_tenant_pending_messages')
+        ?.metrics.map((m) => m.labels?.tenant)
+        .sort(),
+    ).toEqual(['other', 'tenant-9']);
+  });
+
+  it('report an empty outbox as zeros', async () => {
+    const { db } = fixture;
+    await db.pool.query(`truncate "${db.schema}".messages`);
+    const stats = await readBacklogStats(db.pool, db.statements, {
+      topTenants: 3,
+      pausedTenants: [],
+      timeoutMs: 10_000,
+    });
+    expect(stats).toEqual({ pending: 0, oldestSeconds: 0, held: 0, dead: 0, tenants: [] });
+  });
+});

@@ -2,7 +2,12 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { enqueue } from '../src/outbox/enqueue.js';
-import { type ClaimParams, claimBatch, fetchPayloads } from '../src/outbox/queries.js';
+import {
+  type ClaimedRow,
+  type ClaimParams,
+  claimBatch,
+  fetchPayloads,
+} from '../src/outbox/queries.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { orderEvent } from './helpers/messages.js';
 
@@ -43,6 +48,99 @@ async function seqs(rows: { id: string; tenant_id: string }[], tenant: string): 
     mine.map((r) => r.id),
   );
   return mine.map((r) => JSON.parse(String(payloads.get(r.id))).seq);
+}
+
+/** The payload `seq`s of `rows` (in row order) per ordering key. */
+async function keySeqs(
+  rows: { id: string; ordering_key: string | null }[],
+): Promise<Map<string, number[]>> {
+  const payloads = await fetchPayloads(
+    db.pool,
+    db.statements,
+    rows.map((r) => r.id),
+  );
+  const byKey = new Map<string, number[]>();
+  for (const row of rows) {
+    const key = row.ordering_key ?? '';
+    byKey.set(key, [...(byKey.get(key) ?? []), JSON.parse(String(payloads.get(row.id))).seq]);
+  }
+  return byKey;
+}
+
+/**
+ * Inserts `perKey` rows for each of `keys` of `tenant` by plain SQL (fast),
+ * interleaved, each key's payload seqs counting up from `firstSeq`.
+ */
+async function insertRows(
+  tenant: string,
+  keys: readonly string[],
+  perKey: number,
+  firstSeq = 0,
+): Promise<void> {
+  await db.pool.query(
+    `insert into "${db.schema}".messages (tenant_id, ordering_key, exchange, payload)
+     select $1, k.key, 'x', convert_to(json_build_object('seq', $4::int + g)::text, 'UTF8')
+     from generate_series(0, $3::int - 1) g cross join unnest($2::text[]) with ordinality k (key, i)
+     order by g, k.i`,
+    [tenant, keys, perKey, firstSeq],
+  );
+}
+
+/** Makes the oldest pending row of `tenant`'s `key` back off for an hour, as after a failed publish. */
+async function backOffHead(tenant: string, key: string): Promise<void> {
+  await db.pool.query(
+    `update "${db.schema}".messages set attempts = 1, available_at = now() + interval '1 hour'
+     where id = (select min(id) from "${db.schema}".messages where tenant_id = $1 and ordering_key = $2)`,
+    [tenant, key],
+  );
+}
+
+/** Claims as one relay until a claim returns nothing, keeping every row in flight; returns each claim's rows. */
+async function claimAll(change: Partial<ClaimParams>, maxClaims: number): Promise<ClaimedRow[][]> {
+  const relay = randomUUID();
+  const claims: ClaimedRow[][] = [];
+  const inFlight: string[] = [];
+  for (let i = 0; i < maxClaims; i++) {
+    const rows = await claimBatch(db.pool, db.statements, params(relay, { ...change, inFlight }));
+    if (rows.length === 0) return claims;
+    claims.push(rows);
+    inFlight.push(...rows.map((r) => r.id));
+  }
+  throw new Error(`still claiming rows after ${maxClaims} claims`);
+}
+
+/** Runs one claim under EXPLAIN ANALYZE; returns its row count, buffers, and the scans that ran. */
+async function explainClaim(p: ClaimParams) {
+  const plan = await db.pool.query({
+    text: `explain (analyze, buffers, format json) ${db.statements.claim}`,
+    values: [
+      p.relayId,
+      p.cursor,
+      p.maxTenants,
+      p.minRowsPerTenant,
+      p.batchSize,
+      p.leaseMs / 1000,
+      p.pausedTenants,
+      p.inFlight,
+    ],
+  });
+  const root = plan.rows[0]['QUERY PLAN'][0].Plan;
+  const nodes: Record<string, unknown>[] = [];
+  const walk = (node: Record<string, unknown>) => {
+    nodes.push(node);
+    for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) walk(child);
+  };
+  walk(root);
+  // Indexes of parts that never ran (the key walk when no tenant is stuck) do not count.
+  const ran = nodes.filter((n) => (n['Actual Loops'] as number) > 0);
+  return {
+    rows: root['Actual Rows'] as number,
+    buffers: (root['Shared Hit Blocks'] as number) + (root['Shared Read Blocks'] as number),
+    /** Every scan of messages the plan holds, run or not. */
+    messageScans: nodes.filter((n) => n['Relation Name'] === 'messages').map((n) => n['Node Type']),
+    /** The indexes of the scans that ran. */
+    indexes: new Set(ran.map((n) => n['Index Name']).filter((name) => name !== undefined)),
+  };
 }
 
 describe('the claim', () => {
@@ -103,40 +201,10 @@ describe('the claim', () => {
       );
       lowestId += n;
     };
-    /** Runs one claim under EXPLAIN ANALYZE; returns its plan nodes and the buffers it touched. */
     const measure = async () => {
       await db.pool.query(`delete from "${db.schema}".tenant_leases`);
       await db.pool.query(`vacuum analyze "${db.schema}".messages`);
-      const p = params(randomUUID(), { pausedTenants: ['paused'], batchSize: 100 });
-      const plan = await db.pool.query({
-        text: `explain (analyze, buffers, format json) ${db.statements.claim}`,
-        values: [
-          p.relayId,
-          p.cursor,
-          p.maxTenants,
-          p.minRowsPerTenant,
-          p.batchSize,
-          p.leaseMs / 1000,
-          p.pausedTenants,
-          p.inFlight,
-        ],
-      });
-      const root = plan.rows[0]['QUERY PLAN'][0].Plan;
-      const nodes: Record<string, unknown>[] = [];
-      const walk = (node: Record<string, unknown>) => {
-        nodes.push(node);
-        for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? [])
-          walk(child);
-      };
-      walk(root);
-      return {
-        rows: root['Actual Rows'] as number,
-        buffers: (root['Shared Hit Blocks'] as number) + (root['Shared Read Blocks'] as number),
-        messageScans: nodes
-          .filter((n) => n['Relation Name'] === 'messages')
-          .map((n) => n['Node Type']),
-        indexes: new Set(nodes.map((n) => n['Index Name']).filter((name) => name !== undefined)),
-      };
+      return explainClaim(params(randomUUID(), { pausedTenants: ['paused'], batchSize: 100 }));
     };
     await enqueue(
       db.pool,
@@ -152,11 +220,39 @@ describe('the claim', () => {
       expect(run.rows).toBe(100);
       // Only the small tenant_leases table may be read whole.
       expect(run.messageScans).not.toContain('Seq Scan');
+      // No tenant is stuck: the key walk (messages_pending_key_idx) never runs.
       expect(run.indexes).toEqual(new Set(['messages_pending_idx', 'messages_pkey']));
     }
     // 99,000 more held rows (over 1,200 heap pages) may cost only what a
     // deeper index costs, about a page per probe: nothing walks them.
     expect(large.buffers).toBeLessThan(small.buffers * 1.5 + 100);
+  });
+
+  it('reads tenants through messages_pending_idx only, even where the key index is the smaller one', async () => {
+    // 50,000 rows come and go: messages_pending_idx keeps its pages, while
+    // messages_pending_key_idx, rebuilt (as migration 0003 builds it on a
+    // table in use), is compact. The planner takes the smaller index wherever
+    // it can; it must not be able to for tenant reads, or a tenant's window
+    // could be planned as a scan and sort of its whole backlog.
+    await insertRows('gone', ['a'], 50_000);
+    await db.pool.query(`delete from "${db.schema}".messages`);
+    await enqueue(
+      db.pool,
+      Array.from({ length: 200 }, (_, i) => orderEvent('x', `t${i % 20}`, i)),
+      { schema: db.schema },
+    );
+    await db.pool.query(`vacuum analyze "${db.schema}".messages`);
+    await db.pool.query(`reindex index "${db.schema}".messages_pending_key_idx`);
+    const { rows } = await db.pool.query(
+      `select relname, relpages from pg_class where relnamespace = $1::regnamespace
+         and relname in ('messages_pending_idx', 'messages_pending_key_idx')`,
+      [db.schema],
+    );
+    const pages = Object.fromEntries(rows.map((r) => [r.relname, r.relpages]));
+    expect(pages.messages_pending_key_idx).toBeLessThan(pages.messages_pending_idx);
+    const run = await explainClaim(params(randomUUID(), { batchSize: 100 }));
+    expect(run.rows).toBe(100);
+    expect(run.indexes).toEqual(new Set(['messages_pending_idx', 'messages_pkey']));
   });
 
   it('turns JIT off inside its own transaction, where a large backlog would make the plan pay for it', async () => {
@@ -240,5 +336,140 @@ describe('the claim', () => {
       params(relay, { inFlight: first.map((r) => r.id) }),
     );
     expect(await seqs(second, 'acme')).toEqual([1]);
+  });
+});
+
+describe('the claim with an ordering key blocked behind a failing row', () => {
+  it("gives a tenant's other keys, in order, while one key's head backs off with 5,000 rows behind it", async () => {
+    // One row of key a older than everything, then key K: its head backing
+    // off and 5,000 rows behind it, then keys a, b and c, interleaved.
+    await insertRows('acme', ['a'], 1);
+    await insertRows('acme', ['K'], 5000);
+    await backOffHead('acme', 'K');
+    await insertRows('acme', ['a', 'b', 'c'], 40, 1);
+    const seqs = (first: number, last: number) =>
+      Array.from({ length: last - first + 1 }, (_, i) => first + i);
+
+    // The window (the tenant's 500 oldest rows) holds a's first row and K's blocked rows only.
+    const rows = await claimBatch(db.pool, db.statements, params(randomUUID()));
+    const byKey = await keySeqs(rows);
+    expect(byKey.get('K')).toBeUndefined();
+    expect(byKey.get('a')).toEqual(seqs(0, 40));
+    expect(byKey.get('b')).toEqual(seqs(1, 40));
+    expect(byKey.get('c')).toEqual(seqs(1, 40));
+
+    // Small claims (3 rows of a key each) continue every key in order, claim after claim.
+    await db.pool.query(`delete from "${db.schema}".tenant_leases`);
+    const claims = await claimAll({ batchSize: 30 }, 50);
+    expect(claims.length).toBeGreaterThan(3);
+    const all = await keySeqs(claims.flat());
+    expect(all.get('K')).toBeUndefined();
+    expect(all.get('a')).toEqual(seqs(0, 40));
+    expect(all.get('b')).toEqual(seqs(1, 40));
+    expect(all.get('c')).toEqual(seqs(1, 40));
+  });
+
+  it('claims the free rows of a key up to its backing-off row, and none after it, in the window or past it', async () => {
+    // K's first row is free and its second backs off; key b fills the rest
+    // of the window (500 rows) and more; K goes on past the window.
+    await insertRows('acme', ['K'], 2);
+    await db.pool.query(
+      `update "${db.schema}".messages set attempts = 1, available_at = now() + interval '1 hour'
+       where id = (select max(id) from "${db.schema}".messages)`,
+    );
+    await insertRows('acme', ['b'], 600);
+    await insertRows('acme', ['K'], 20, 2);
+    const byKey = await keySeqs(await claimBatch(db.pool, db.statements, params(randomUUID())));
+    expect(byKey.get('K')).toEqual([0]);
+    expect(byKey.get('b')).toEqual(Array.from({ length: 498 }, (_, i) => i));
+  });
+
+  it('serves every key in turn when more keys wait than one claim visits', async () => {
+    await insertRows('acme', ['K'], 200);
+    await backOffHead('acme', 'K');
+    const keys = Array.from({ length: 60 }, (_, i) => `key-${i}`);
+    await insertRows('acme', keys, 100);
+    // A claim of 10 rows reads at most 10 keys (1 row each) of the tenant. The
+    // relay keeps everything in flight and no key runs out of rows here, so
+    // the keys a fixed walk would visit first could take every claim: only a
+    // walk that starts somewhere else each time reaches all 60.
+    const relay = randomUUID();
+    const inFlight: string[] = [];
+    const served = new Set<string>();
+    let claims = 0;
+    while (served.size < keys.length && claims < 400) {
+      const rows = await claimBatch(
+        db.pool,
+        db.statements,
+        params(relay, { batchSize: 10, inFlight }),
+      );
+      claims += 1;
+      expect(rows.length).toBeGreaterThan(0);
+      for (const row of rows) served.add(String(row.ordering_key));
+      inFlight.push(...rows.map((r) => r.id));
+    }
+    expect(served).toEqual(new Set(keys));
+    // Each key's rows still went out in order, claim after claim.
+    const rows = (
+      await db.pool.query(
+        `select id::text as id, ordering_key from "${db.schema}".messages where id = any ($1::bigint[]) order by id`,
+        [inFlight],
+      )
+    ).rows;
+    for (const [key, seqs] of await keySeqs(rows)) {
+      expect(key).not.toBe('K');
+      expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i));
+    }
+  });
+
+  it("costs the same with a blocked key's backlog of 1,000 or 100,000 rows (the walk reads a few of its rows)", async () => {
+    await enqueue(
+      db.pool,
+      Array.from({ length: 200 }, (_, i) => orderEvent('x', `t${i % 20}`, i)),
+      { schema: db.schema },
+    );
+    /** Tenant stuck: key K (head backing off, `backlog` rows) before 20 keys of 5 rows. */
+    const build = async (backlog: number) => {
+      await db.pool.query(`delete from "${db.schema}".messages where tenant_id = 'stuck'`);
+      await insertRows('stuck', ['K'], backlog);
+      await backOffHead('stuck', 'K');
+      await insertRows(
+        'stuck',
+        Array.from({ length: 20 }, (_, i) => `key-${i}`),
+        5,
+      );
+      await db.pool.query(`delete from "${db.schema}".tenant_leases`);
+      await db.pool.query(`vacuum analyze "${db.schema}".messages`);
+    };
+    const measure = async () => {
+      // 21 tenants share a claim of 100: 10 rows of the stuck tenant's window
+      // are K's, so it is walked key by key. The walk starts at random:
+      // take the most expensive of a few claims.
+      const runs = [];
+      for (let i = 0; i < 5; i++) {
+        runs.push(await explainClaim(params(randomUUID(), { batchSize: 100 })));
+        await db.pool.query(`delete from "${db.schema}".tenant_leases`);
+      }
+      return runs.reduce((a, b) => (b.buffers > a.buffers ? b : a));
+    };
+    await build(1000);
+    const small = await measure();
+    await build(100_000);
+    const large = await measure();
+
+    for (const run of [small, large]) {
+      expect(run.rows).toBe(100);
+      expect(run.messageScans).not.toContain('Seq Scan');
+      expect(run.indexes).toEqual(
+        new Set(['messages_pending_idx', 'messages_pending_key_idx', 'messages_pkey']),
+      );
+    }
+    // The stuck tenant's other keys are in the claim.
+    const rows = await claimBatch(db.pool, db.statements, params(randomUUID(), { batchSize: 100 }));
+    const stuck = rows.filter((r) => r.tenant_id === 'stuck');
+    expect(stuck.length).toBeGreaterThan(0);
+    expect(stuck.every((r) => r.ordering_key !== 'K')).toBe(true);
+    // 99,000 more blocked rows may cost only what a deeper index costs.
+    expect(large.buffers).toBeLessThan(small.buffers * 1.5 + 100);
   });
 });

@@ -23,7 +23,15 @@
  *   skips exactly those. It never resumes "after" an id: a lower id can commit
  *   after a higher one, and a cursor past it would skip it.
  * - Within a tenant, a row is claimed only when every earlier pending row of
- *   its ordering key is available (not backing off after a failure).
+ *   its ordering key is available (not backing off after a failure) or in
+ *   flight at this relay, and a key's rows are picked in id order.
+ * - One blocked key never stalls its tenant's other keys. A claim reads each
+ *   tenant's oldest pending rows (its window); a tenant whose full window has
+ *   rows it cannot claim is then walked key by key, from a random point in key
+ *   order (messages_pending_key_idx), a few rows per key. The walk is bounded
+ *   by the tenant's share, in keys and in rows, so a blocked key costs a few
+ *   reads, never its backlog, and a claim stays O(batch). Tenants that are
+ *   not stuck never walk.
  */
 import type pg from 'pg';
 import type { EncodedMessage } from './message.js';
@@ -67,6 +75,11 @@ export function outboxStatements(schema: string): OutboxStatements {
   const unnest =
     'select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::text[], $9::jsonb[])';
   const pendingM = 'm.published_at is null and m.dead_at is null';
+  // A row's tenant and ordering scope as messages_pending_key_idx (migration
+  // 0003) holds them: hashes, and no tenant_id column, so that index can serve
+  // no tenant_id condition and the tenant reads keep to messages_pending_idx.
+  const tenantHash = 'hashtextextended(m.tenant_id, 0)';
+  const keyHash = 'hashtextextended(coalesce(m.ordering_key, m.tenant_id), 0)';
   return {
     schema,
     notifyChannel: `outbox_relay_${schema}`,
@@ -90,8 +103,9 @@ export function outboxStatements(schema: string): OutboxStatements {
       notified as (select pg_notify($10, ''))
       select inserted.id::text as id, inserted.message_id::text as message_id from inserted cross join notified`,
     // $1 relay id, $2 round-robin cursor (last tenant served), $3 most tenants to visit,
-    // $4 fewest rows to read per tenant, $5 batch size, $6 lease seconds, $7 paused tenants.
-    // The tenant probes read a heap column (created_at) on purpose: a plain
+    // $4 fewest rows to read per tenant, $5 batch size, $6 lease seconds, $7 paused tenants,
+    // $8 ids this relay has in flight.
+    // The tenant and key probes read a heap column (created_at) on purpose: a plain
     // index scan marks the index entries of deleted rows dead as it passes
     // them, where an index-only scan would fetch them again on every claim.
     claim: `with recursive visit (tenant_id, wrapped, n) as (
@@ -148,20 +162,101 @@ export function outboxStatements(schema: string): OutboxStatements {
           limit (select rows_per_tenant from share)
         ) c
       ),
-      -- More is probably waiting if a tenant filled its share or the visit hit its tenant limit.
-      saturation as (
-        select coalesce(bool_or(per_tenant.rows >= (select rows_per_tenant from share)), false)
-          or (select count(*) from visit) >= $3 as more
-        from (select count(*) as rows from candidates group by tenant_id) per_tenant
-      ),
       ranked as (
         select id, tenant_id, n,
-          bool_and(free) over (partition by tenant_id, ordering_scope order by id) as claimable,
-          row_number() over (partition by tenant_id order by id) as position
+          bool_and(free) over (partition by tenant_id, ordering_scope order by id) as claimable
         from candidates
       ),
+      per_tenant as (
+        select tenant_id, min(n) as n, max(id) as last_id, count(*) as rows,
+          count(*) filter (where claimable) as claimable
+        from ranked
+        group by tenant_id
+      ),
+      -- More is probably waiting if a tenant filled its share or the visit hit its tenant limit.
+      saturation as (
+        select coalesce(bool_or(rows >= (select rows_per_tenant from share)), false)
+          or (select count(*) from visit) >= $3 as more
+        from per_tenant
+      ),
+      -- A full window with unclaimable rows: a blocked key may fill it and hide
+      -- the tenant's other keys. Only these tenants are walked key by key, for
+      -- what their window lacks of a full share, past its last row.
+      stuck as (
+        select tenant_id, hashtextextended(tenant_id, 0) as tenant_hash, n, last_id,
+          (select rows_per_tenant from share) - claimable as wanted
+        from per_tenant
+        where rows >= (select rows_per_tenant from share) and claimable < rows
+      ),
+      -- A skip scan over a stuck tenant's keys in messages_pending_key_idx
+      -- order (a hash of the ordering scope), from a random point, wrapping
+      -- round once, one probe per key; of each key it reads the oldest pending
+      -- rows, a tenth of the share at most, and applies the prefix rule per
+      -- scope (keys whose hashes collide share a slot). It stops at a share's
+      -- worth of keys or of rows read, or once it found what the window
+      -- lacked: a blocked key costs a few rows, never its backlog, and from
+      -- random starts every key gets its turn.
+      key_walk (tenant_id, tenant_hash, n, last_id, wanted, start_hash, key_hash, wrapped, keys, reads,
+          found, ids) as (
+          select s.tenant_id, s.tenant_hash, s.n, s.last_id, s.wanted, s.start_hash, s.start_hash, false,
+            0, 0, 0, null::bigint[]
+          from (select st.*, hashtextextended(random()::text, 0) as start_hash from stuck st) s
+        union all
+          select w.tenant_id, w.tenant_hash, w.n, w.last_id, w.wanted, w.start_hash, k.key_hash,
+            k.wrapped, w.keys + 1, w.reads + r.reads, w.found + r.found, r.ids
+          from key_walk w
+          cross join lateral (
+            (select ${keyHash} as key_hash, w.wrapped, m.created_at from ${t} m
+              where ${tenantHash} = w.tenant_hash and ${pendingM} and ${keyHash} > w.key_hash
+              order by ${tenantHash}, ${keyHash}, m.id limit 1)
+            union all
+            (select ${keyHash}, true, m.created_at from ${t} m
+              where not w.wrapped and ${tenantHash} = w.tenant_hash and ${pendingM}
+              order by ${tenantHash}, ${keyHash}, m.id limit 1)
+            limit 1
+          ) k
+          cross join lateral (
+            select count(*)::int as reads,
+              count(*) filter (where kr.ok and kr.id > w.last_id)::int as found,
+              array_agg(kr.id) filter (where kr.ok and kr.id > w.last_id) as ids
+            from (
+              select kr.id, bool_and(kr.free) over (partition by kr.ordering_scope order by kr.id) as ok
+              from (
+                select m.id, m.tenant_id, coalesce(m.ordering_key, m.tenant_id) as ordering_scope,
+                  m.available_at <= now() as free
+                from ${t} m
+                where ${tenantHash} = w.tenant_hash and ${keyHash} = k.key_hash and ${pendingM}
+                  and m.id <> all ($8::bigint[])
+                order by ${tenantHash}, ${keyHash}, m.id
+                limit (select ceil(rows_per_tenant / 10.0)::int from share)
+              ) kr
+              -- Outside the limit: a tenant_id condition in the scan would let the
+              -- planner read the key's rows through messages_pending_idx, crossing
+              -- the tenant's backlog. (Tenants whose hashes collide share slots.)
+              where kr.tenant_id = w.tenant_id
+            ) kr
+          ) r
+          where w.keys < (select rows_per_tenant from share)
+            and w.reads < (select rows_per_tenant from share)
+            and w.found < w.wanted
+            and not (k.wrapped and k.key_hash > w.start_hash)
+      ),
+      -- The window's claimable rows, and the walk's (all past the window: no overlap).
+      claimable as (
+        select id, tenant_id, n from ranked where claimable
+        union all
+        select unnest(ids), tenant_id, n from key_walk
+      ),
+      -- Each tenant's claimable rows in id order, tenants interleaved (the first
+      -- of every tenant before the second of any, a stuck tenant's walked rows
+      -- included): cutting at $5 leaves every key's picked rows a prefix.
       picked as (
-        select id, tenant_id, n from ranked where claimable order by position, n limit $5
+        select id, tenant_id, n
+        from (
+          select id, tenant_id, n, row_number() over (partition by tenant_id order by id) as position
+          from claimable
+        ) c
+        order by position, n limit $5
       ),
       leased as (
         insert into ${leases} (tenant_id, relay_id, leased_until)

@@ -1,0 +1,1 @@
+drop index messages_pending_key_idx;

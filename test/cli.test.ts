@@ -29,7 +29,8 @@ describe('outbox-relay as ops run it', () => {
     const migrated = await runCli(['migrate', 'up'], env);
     expect(migrated).toMatchObject({
       code: 0,
-      stdout: 'applied 0001_create_outbox\napplied 0002_lease_tenants\n',
+      stdout:
+        'applied 0001_create_outbox\napplied 0002_lease_tenants\napplied 0003_pending_by_key\n',
     });
 
     const tenants = ['acme', 'globex', 'initech', 'umbrella', 'hooli'];
@@ -175,37 +176,47 @@ describe('outbox-relay migrate on an empty database', () => {
     try {
       expect(await runCli(['migrate', 'status'], dbEnv)).toMatchObject({
         code: 0,
-        stdout: '0001_create_outbox  pending\n0002_lease_tenants  pending\n',
+        stdout:
+          '0001_create_outbox  pending\n0002_lease_tenants  pending\n0003_pending_by_key  pending\n',
       });
       expect(await runCli(['migrate', 'up'], dbEnv)).toMatchObject({
         code: 0,
-        stdout: 'applied 0001_create_outbox\napplied 0002_lease_tenants\n',
+        stdout:
+          'applied 0001_create_outbox\napplied 0002_lease_tenants\napplied 0003_pending_by_key\n',
       });
       expect(await runCli(['migrate', 'up'], dbEnv)).toMatchObject({
         code: 0,
         stdout: 'schema outbox is up to date\n',
       });
       expect((await runCli(['migrate', 'status'], dbEnv)).stdout).toMatch(
-        /^0001_create_outbox {2}applied \d{4}-.*\n0002_lease_tenants {2}applied \d{4}-/,
+        /^0001_create_outbox {2}applied \d{4}-.*\n0002_lease_tenants {2}applied \d{4}-.*\n0003_pending_by_key {2}applied \d{4}-/,
       );
       // down reverts one step at a time.
+      expect(await runCli(['migrate', 'down'], dbEnv)).toMatchObject({
+        code: 0,
+        stdout: 'reverted 0003_pending_by_key\n',
+      });
+      expect((await runCli(['migrate', 'status'], dbEnv)).stdout).toMatch(
+        /^0001_create_outbox {2}applied \d{4}-.*\n0002_lease_tenants {2}applied \d{4}-.*\n0003_pending_by_key {2}pending\n$/,
+      );
       expect(await runCli(['migrate', 'down'], dbEnv)).toMatchObject({
         code: 0,
         stdout: 'reverted 0002_lease_tenants\n',
       });
       expect((await runCli(['migrate', 'status'], dbEnv)).stdout).toMatch(
-        /^0001_create_outbox {2}applied \d{4}-.*\n0002_lease_tenants {2}pending\n$/,
+        /^0001_create_outbox {2}applied \d{4}-.*\n0002_lease_tenants {2}pending\n0003_pending_by_key {2}pending\n$/,
       );
       expect(await runCli(['migrate', 'down'], dbEnv)).toMatchObject({
         code: 0,
         stdout: 'reverted 0001_create_outbox\n',
       });
       expect((await runCli(['migrate', 'status'], dbEnv)).stdout).toBe(
-        '0001_create_outbox  pending\n0002_lease_tenants  pending\n',
+        '0001_create_outbox  pending\n0002_lease_tenants  pending\n0003_pending_by_key  pending\n',
       );
       expect(await runCli(['migrate', 'up'], dbEnv)).toMatchObject({
         code: 0,
-        stdout: 'applied 0001_create_outbox\napplied 0002_lease_tenants\n',
+        stdout:
+          'applied 0001_create_outbox\napplied 0002_lease_tenants\napplied 0003_pending_by_key\n',
       });
       const check = new pg.Client({ connectionString: url.toString() });
       await check.connect();

@@ -50,8 +50,20 @@ describe('a broker memory alarm', () => {
       expect(test.publisher.blockedReason()).toMatch(/memory/i);
       const stalled = await db.counts();
       expect(stalled).toMatchObject({ pending: 6000, dead: 0 });
-      // Still blocked, still nothing confirmed or delivered: enqueue more and look again.
-      await enqueueEvents(db.pool, db.schema, broker.exchange, tenants, 100);
+      // Still blocked, still nothing confirmed or delivered: enqueue more and
+      // look again. The relay claims nothing while blocked, so what it holds
+      // in memory (its rows in flight) cannot grow however much is written.
+      const inFlightAtBlock = test.relay.inFlight();
+      expect(inFlightAtBlock).toBeLessThanOrEqual(200 * 3);
+      const heapBefore = process.memoryUsage().heapUsed;
+      let mostInFlight = inFlightAtBlock;
+      for (let round = 0; round < 10; round++) {
+        await enqueueEvents(db.pool, db.schema, broker.exchange, tenants, 10);
+        mostInFlight = Math.max(mostInFlight, test.relay.inFlight());
+      }
+      expect(mostInFlight).toBe(inFlightAtBlock);
+      // The test process holds the relay too: its heap may move by GC noise, not by backlog.
+      expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(64 * 1024 * 1024);
       expect(await db.counts()).toMatchObject({ pending: 6300, dead: 0 });
       expect(distinct()).toBe(3000);
       expect(test.publisher.isReady()).toBe(false);

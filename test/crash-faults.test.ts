@@ -89,8 +89,15 @@ describe('crashes and lost database connections', () => {
     const tenants = Array.from({ length: 30 }, (_, i) => `tenant-${i}`);
     const ids = await enqueueEvents(db.pool, db.schema, broker.exchange, tenants, 1000);
     const relays = [0, 1, 2].map(() => startCli(['run'], { ...env(), LOG_LEVEL: 'info' }));
-    const idOf = (output: string) =>
-      /"msg":"relay started".*?"relayId":"([0-9a-f-]{36})"/.exec(output)?.[1];
+    // The relay id from the JSON 'relay started' log line.
+    const idOf = (output: string): string | undefined => {
+      for (const line of output.split('\n')) {
+        if (!line.includes('relay started')) continue;
+        const entry = JSON.parse(line) as { msg?: string; relayId?: string };
+        if (entry.msg === 'relay started') return entry.relayId;
+      }
+      return undefined;
+    };
     let victim: (typeof relays)[number] | undefined;
     try {
       await waitFor(

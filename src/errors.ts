@@ -10,7 +10,8 @@ export type OutboxErrorCode =
   | 'DATABASE_UNAVAILABLE'
   | 'BROKER_UNAVAILABLE'
   | 'PUBLISH_FAILED'
-  | 'MIGRATION_FAILED';
+  | 'MIGRATION_FAILED'
+  | 'HTTP_ENDPOINT_FAILED';
 
 /** Base class of all errors raised by outbox-relay. */
 export class OutboxError extends Error {

@@ -5,6 +5,7 @@
  * proxy that cuts the link and refuses new connections).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -91,13 +92,22 @@ describe('the HTTP endpoint of a running relay', () => {
       expect(labelled.get('paused-5')).toBe(35);
       expect(labelled.get('other')).toBe(held - 45 - 40 - 35);
 
-      // A message to a missing exchange fails, and the failure counters move.
+      // A message to a missing exchange is rejected; one that no queue takes
+      // (the default exchange, no such queue) is returned: the counters say which.
       await enqueueEvents(db.pool, db.schema, `${broker.exchange}-missing`, ['acme'], 1);
+      // (Another tenant: behind acme's failing row, acme's next row waits its turn.)
+      await enqueueEvents(db.pool, db.schema, '', ['globex'], 1);
       await waitFor(async () => {
         scrape = await scrapeMetrics(port);
-        const failed = scrape.get('outbox_relay_messages_failed_total')?.metrics ?? [];
-        return failed.reduce((sum, m) => sum + Number(m.value), 0) > 0;
-      }, 'the failure counter to count the missing exchange');
+        return (
+          (sampleValue(scrape, 'outbox_relay_messages_failed_total', { kind: 'rejected' }) ?? 0) >
+            0 && (sampleValue(scrape, 'outbox_relay_messages_returned_total') ?? 0) > 0
+        );
+      }, 'the failure counters to count the missing exchange and the returned message');
+      expect(
+        sampleValue(scrape, 'outbox_relay_messages_failed_total', { kind: 'unroutable' }),
+      ).toBeGreaterThan(0);
+      expect(sampleValue(scrape, 'outbox_relay_messages_dead_total')).toBe(0);
     } finally {
       await stopRelay(relay);
     }
@@ -114,6 +124,12 @@ describe('the HTTP endpoint of a running relay', () => {
       const port = await relayPort(relay);
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
       expect((await fetch(`http://127.0.0.1:${port}/nowhere`)).status).toBe(404);
+      expect((await fetch(`http://127.0.0.1:${port}/metrics`, { method: 'POST' })).status).toBe(
+        405,
+      );
+      const head = await fetch(`http://127.0.0.1:${port}/readyz`, { method: 'HEAD' });
+      expect(head.status).toBe(200);
+      expect(await head.text()).toBe('');
       const ok = await readiness(port);
       expect(ok.status).toBe(200);
       expect(ok.body.ready).toBe(true);
@@ -147,6 +163,22 @@ describe('the HTTP endpoint of a running relay', () => {
     } finally {
       await stopRelay(relay);
       await proxy.close();
+    }
+  });
+});
+
+describe('a relay whose HTTP port is taken', () => {
+  it('exits 1 with one line naming the port, instead of running without its endpoint', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = taken.address() as AddressInfo;
+      const relay = startRelay({ OUTBOX_HTTP_PORT: String(port), LOG_LEVEL: 'warn' });
+      expect(await relay.exited).toBe(1);
+      expect(relay.output()).toContain(`cannot serve HTTP on 127.0.0.1:${port} (OUTBOX_HTTP_PORT)`);
+      expect(relay.output()).not.toMatch(/\n\s+at /);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
     }
   });
 });

@@ -107,6 +107,21 @@ describe('createLogger', () => {
     });
   });
 
+  it('censors URL passwords holding an unencoded @ or a quote', () => {
+    const { logger, lines, records } = capture('info');
+    logger.warn('retrying', {
+      at: 'amqp://user:p@ss@rabbit:5672/vhost',
+      dsn: 'postgres://app:pa"s3cret@db/outbox',
+      contact: 'ops@example.com',
+    });
+    expect(lines.join('')).not.toMatch(/p@ss|s3cret/);
+    expect(records()[0]).toMatchObject({
+      at: 'amqp://user:***@rabbit:5672/vhost',
+      dsn: 'postgres://app:***@db/outbox',
+      contact: 'ops@example.com',
+    });
+  });
+
   it('writes messages verbatim, without printf-style interpolation', () => {
     const { logger, records } = capture('info');
     logger.info('100% of %s done', { tenant: 'acme' });

@@ -50,6 +50,10 @@ describe('trace context through the outbox', () => {
             orderEvent(broker.exchange, 'acme', 2, {
               headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
             }),
+            // So is one set in another case, and no second one is added.
+            orderEvent(broker.exchange, 'acme', 4, {
+              headers: { Traceparent: '00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01' },
+            }),
           ],
           { schema: db.schema },
         );
@@ -65,7 +69,7 @@ describe('trace context through the outbox', () => {
     const relay = await createTestRelay(db, broker.url);
     try {
       await relay.relay.drain();
-      await waitFor(() => broker.received.length === 3, 'three messages consumed');
+      await waitFor(() => broker.received.length === 4, 'four messages consumed');
     } finally {
       await relay.close();
     }
@@ -81,6 +85,10 @@ describe('trace context through the outbox', () => {
       '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
     );
     expect(bySeq.get(3)?.properties.headers?.traceparent).toBeUndefined();
+    expect(bySeq.get(4)?.properties.headers).toMatchObject({
+      Traceparent: '00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01',
+    });
+    expect(bySeq.get(4)?.properties.headers?.traceparent).toBeUndefined();
 
     // The consumer continues the producer's trace from the AMQP headers.
     const extracted = propagation.extract(context.active(), first);

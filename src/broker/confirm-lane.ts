@@ -93,12 +93,12 @@ export class ConfirmLane {
     this.watchdog.unref();
   }
 
-  /** Messages queued or unconfirmed on this lane. */
   /** Whether the lane has an open channel right now. */
   get hasChannel(): boolean {
     return this.channel !== undefined;
   }
 
+  /** Messages queued or unconfirmed on this lane. */
   get size(): number {
     return this.queue.length + this.unconfirmed.length;
   }

@@ -28,7 +28,12 @@ export async function runCommand(
     return 0;
   }
 
-  await runtime.start();
+  try {
+    await runtime.start();
+  } catch (error) {
+    await runtime.close();
+    throw error;
+  }
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));

@@ -30,16 +30,17 @@ export interface HealthServer {
 export async function startHealthServer(options: HealthServerOptions): Promise<HealthServer> {
   const server = http.createServer((request, response) => {
     void respond(options, request, response).catch((error: unknown) => {
-      options.logger.warn('HTTP request failed', {
-        path: request.url,
-        error: describeError(error),
-      });
+      options.logger.warn('HTTP request failed', { error: describeError(error) });
       if (!response.headersSent) send(response, 500, 'text/plain', 'internal error\n');
       else response.destroy();
     });
   });
-  // Keep-alive connections from a scraper must not hold up shutdown.
+  // Keep-alive connections from a scraper must not hold up shutdown, and
+  // slow or idle clients get little: three small routes need no more.
   server.keepAliveTimeout = 5000;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 10_000;
+  server.maxConnections = 64;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -65,7 +66,13 @@ async function respond(
   request: http.IncomingMessage,
   response: http.ServerResponse,
 ): Promise<void> {
-  const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+  let path: string;
+  try {
+    path = new URL(request.url ?? '/', 'http://localhost').pathname;
+  } catch {
+    send(response, 400, 'text/plain', 'bad request target\n');
+    return;
+  }
   if (request.method !== 'GET' && request.method !== 'HEAD') {
     response.setHeader('allow', 'GET, HEAD');
     send(response, 405, 'text/plain', 'method not allowed\n');

@@ -56,10 +56,13 @@ const ERROR_PROPERTIES = ['code', 'kind', 'syscall', 'address', 'port'];
 const MAX_CAUSE_DEPTH = 5;
 
 /**
- * The `user:password@` of a URL. It never matches across `"` or `\`, so it
- * can run on a serialized JSON line without breaking it.
+ * The `user:password@` of a URL. The password runs to the last `@` of the
+ * URL (an unencoded `@` in a password is common) and may hold JSON escapes
+ * (`\"`), but never an unescaped `"` or whitespace: it can run on a
+ * serialized JSON line without breaking it.
  */
-const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/[^\s/?#@:"\\]*:)[^\s/?#@"\\]*@/gi;
+const URL_CREDENTIALS =
+  /([a-z][a-z0-9+.-]*:\/\/[^\s/?#@:"\\]*:)(?:[^\s"\\@]|\\.|@(?=(?:[^\s"\\@]|\\.)*@))*@/gi;
 
 /** Replaces the password of every URL in `text` with `***`. */
 function scrubUrls(text: string): string {

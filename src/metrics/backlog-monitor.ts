@@ -56,8 +56,8 @@ export class BacklogMonitor {
       const stats = await readBacklogStats(this.pool, this.statements, {
         topTenants: this.options.topTenants,
         pausedTenants: this.options.pausedTenants(),
-        // Never let one read outlast the interval.
-        timeoutMs: this.options.intervalMs,
+        // Never let one read outlast the interval, nor hold up a shutdown for long.
+        timeoutMs: Math.min(this.options.intervalMs, 5000),
       });
       this.metrics.setBacklog(stats);
       if (this.failing) this.options.logger.info('backlog metrics readable again');

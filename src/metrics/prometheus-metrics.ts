@@ -180,9 +180,14 @@ export class RelayMetrics implements RelayObserver {
   private readonly tenantOldestPendingAge: client.Gauge<'tenant'>;
   private readonly statsRefreshed: client.Gauge;
 
+  /**
+   * `processMetrics` adds prom-client's process and Node.js metrics; they run
+   * monitors of their own (event loop delay, GC), so only a scraped relay wants them.
+   */
   constructor(
     private readonly prefix: string,
     sources: MetricSources,
+    options: { processMetrics: boolean } = { processMetrics: true },
   ) {
     const registers = [this.registry];
     const counter = (spec: MetricSpec) =>
@@ -235,7 +240,7 @@ export class RelayMetrics implements RelayObserver {
     gauge(METRICS.ready, (g) => {
       for (const [check, ok] of Object.entries(sources.readiness())) g.set({ check }, ok ? 1 : 0);
     });
-    client.collectDefaultMetrics({ register: this.registry, prefix });
+    if (options.processMetrics) client.collectDefaultMetrics({ register: this.registry, prefix });
   }
 
   /** The full name of a metric of {@link METRICS}, with the prefix. */

@@ -155,6 +155,27 @@ function checkHeaderName(name: string, field: string, index: number): void {
   }
 }
 
+/**
+ * `headers` plus the defaults it does not set. Header names are compared
+ * without case, and trace context travels whole: a message that sets
+ * `traceparent` or `tracestate` in any case gets neither default.
+ */
+function withDefaults(
+  headers: Record<string, unknown>,
+  defaults: Readonly<Record<string, string>>,
+): Record<string, unknown> {
+  const own = new Set(Object.keys(headers).map((name) => name.toLowerCase()));
+  const ownTrace = own.has('traceparent') || own.has('tracestate');
+  const added: Record<string, string> = {};
+  for (const [name, value] of Object.entries(defaults)) {
+    const lower = name.toLowerCase();
+    if (own.has(lower)) continue;
+    if (ownTrace && (lower === 'traceparent' || lower === 'tracestate')) continue;
+    added[name] = value;
+  }
+  return { ...added, ...headers };
+}
+
 function encodeHeaders(
   headers: unknown,
   index: number,
@@ -174,7 +195,7 @@ function encodeHeaders(
     checkHeaderName(key, `headers.${key}`, index);
     checkHeaderValue(value, `headers.${key}`, index, 1);
   }
-  const json = JSON.stringify(defaults ? { ...defaults, ...headers } : headers);
+  const json = JSON.stringify(defaults ? withDefaults(headers, defaults) : headers);
   // AMQP frames carry the whole header table in one 64 KiB encoding buffer.
   if (Buffer.byteLength(json) > 60 * 1024)
     throw new InvalidMessageError('headers', index, 'must encode to at most 60 KiB');

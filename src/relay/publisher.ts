@@ -35,8 +35,8 @@ export interface Publisher {
   publish(messages: readonly OutgoingMessage[]): Promise<PublishResult[]>;
   /** True while connected and able to publish. */
   isReady(): boolean;
-  /** Connection detail for readiness and metrics. */
-  status(): PublisherStatus;
+  /** Connection detail for readiness and metrics (optional for other publishers). */
+  status?(): PublisherStatus;
   /** Waits up to `timeoutMs` for outstanding confirms, then closes. */
   close(timeoutMs: number): Promise<void>;
 }

@@ -459,7 +459,20 @@ export class Relay {
     });
     // Held rows need no write: they are pending as they were, and leave this
     // relay's in-flight set below, so the next claim may take them again.
-    const dead = await this.settle(published, failures);
+    let dead: string[] = [];
+    try {
+      dead = await this.settle(published, failures);
+    } finally {
+      // What the broker said counts even if recording it failed (the rows are
+      // then published again, and counted again: at least once).
+      this.observer.batchSettled({
+        publishMs,
+        publishedCreatedAt,
+        failures: failureKinds,
+        dead: dead.length,
+        held: held.length,
+      });
+    }
     this.landed(claimed);
     const counted = failures.filter((f) => f.countsAsAttempt);
     if (counted.length > 0) {
@@ -469,13 +482,6 @@ export class Relay {
         firstError: counted[0]?.error,
       });
     }
-    this.observer.batchSettled({
-      publishMs,
-      publishedCreatedAt,
-      failures: failureKinds,
-      dead: dead.length,
-      held: held.length,
-    });
     const result: PassResult = {
       claimed: rows.length,
       published: published.length,

@@ -29,6 +29,7 @@ export interface ReadinessDeps {
 
 export class ReadinessProbe {
   private lastReport: ReadinessReport | undefined;
+  private databaseCheck: { at: number; result: Promise<CheckResult> } | undefined;
   private stopping = false;
 
   constructor(private readonly deps: ReadinessDeps) {}
@@ -38,11 +39,13 @@ export class ReadinessProbe {
     this.stopping = true;
   }
 
-  /** The last report's checks as booleans (for the `ready` gauge). */
+  /** The last report's checks as booleans (for the `ready` gauge); all 0 once stopping. */
   last(): Record<string, boolean> {
     const checks = this.lastReport?.checks;
     if (!checks) return {};
-    return Object.fromEntries(Object.entries(checks).map(([name, check]) => [name, check.ok]));
+    return Object.fromEntries(
+      Object.entries(checks).map(([name, check]) => [name, check.ok && !this.stopping]),
+    );
   }
 
   async check(): Promise<ReadinessReport> {
@@ -55,28 +58,35 @@ export class ReadinessProbe {
     return report;
   }
 
-  private async database(): Promise<CheckResult> {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([
-        this.deps.pool.query('select 1'),
-        new Promise((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`no answer within ${this.deps.timeoutMs}ms`)),
-            this.deps.timeoutMs,
-          );
+  /**
+   * One `select 1` at a time, its answer reused for a second: probes and
+   * scrapes never take more than one of the relay's pool connections. On
+   * timeout the pool discards the connection (pg's query_timeout), so a dead
+   * link cannot keep it.
+   */
+  private database(): Promise<CheckResult> {
+    const cached = this.databaseCheck;
+    if (cached && Date.now() - cached.at < 1000) return cached.result;
+    const result = this.deps.pool
+      // query_timeout is pg's (missing from @types/pg's QueryConfig).
+      .query({ text: 'select 1', query_timeout: this.deps.timeoutMs } as pg.QueryConfig)
+      .then(
+        (): CheckResult => ({ ok: true, detail: 'connected' }),
+        (error: unknown): CheckResult => ({
+          ok: false,
+          detail: describeError(error) || 'query failed',
         }),
-      ]);
-      return { ok: true, detail: 'connected' };
-    } catch (error) {
-      return { ok: false, detail: describeError(error) || 'query failed' };
-    } finally {
-      clearTimeout(timer);
-    }
+      );
+    this.databaseCheck = { at: Date.now(), result };
+    return result;
   }
 
   private broker(): CheckResult {
-    const status = this.deps.publisher.status();
+    const status = this.deps.publisher.status?.() ?? {
+      connected: this.deps.publisher.isReady(),
+      blocked: undefined,
+      channels: 0,
+    };
     if (!status.connected) return { ok: false, detail: 'disconnected; reconnecting' };
     if (status.blocked !== undefined) {
       return { ok: false, detail: `blocked by the broker: ${status.blocked}` };

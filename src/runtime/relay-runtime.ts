@@ -8,7 +8,7 @@ import { AmqpPublisher, connectionName } from '../broker/amqp-publisher.js';
 import { type Config, redactUrl } from '../config.js';
 import { NotifyListener } from '../db/notify-listener.js';
 import { checkDatabase, createPool } from '../db/pool.js';
-import { OutboxError } from '../errors.js';
+import { describeError, OutboxError } from '../errors.js';
 import { type HealthServer, startHealthServer } from '../http/health-server.js';
 import type { Logger } from '../log/logger.js';
 import { BacklogMonitor } from '../metrics/backlog-monitor.js';
@@ -112,13 +112,17 @@ export async function openRelayRuntime(
   const wake = new WakeSignal();
   const readiness = new ReadinessProbe({ pool, publisher: connected, gate, timeoutMs: 2000 });
   // The gauges read the relay at scrape time, after it exists.
-  const metrics = new RelayMetrics(config.metricsPrefix, {
-    broker: () => connected.status(),
-    pausedTenants: () => gate.pausedTenants().length,
-    throttledTenants: () => relay.throttledTenants(),
-    inFlight: () => relay.inFlight(),
-    readiness: () => readiness.last(),
-  });
+  const metrics = new RelayMetrics(
+    config.metricsPrefix,
+    {
+      broker: () => connected.status(),
+      pausedTenants: () => gate.pausedTenants().length,
+      throttledTenants: () => relay.throttledTenants(),
+      inFlight: () => relay.inFlight(),
+      readiness: () => readiness.last(),
+    },
+    { processMetrics: config.httpPort !== undefined },
+  );
   const relay = new Relay(
     {
       relayId,
@@ -133,12 +137,16 @@ export async function openRelayRuntime(
     },
     { pool, statements, publisher: connected, gate, logger, wake, observer: metrics },
   );
-  const backlog = new BacklogMonitor(pool, statements, metrics, {
-    intervalMs: config.statsIntervalMs,
-    topTenants: config.metricsTopTenants,
-    pausedTenants: () => gate.pausedTenants(),
-    logger,
-  });
+  // The backlog read scans the pending rows: only worth it when something scrapes.
+  const backlog =
+    config.httpPort === undefined
+      ? undefined
+      : new BacklogMonitor(pool, statements, metrics, {
+          intervalMs: config.statsIntervalMs,
+          topTenants: config.metricsTopTenants,
+          pausedTenants: () => gate.pausedTenants(),
+          logger,
+        });
   let http: HealthServer | undefined;
   const watcher = new SequenceWatcher(
     () => readSequence(pool, statements),
@@ -174,23 +182,32 @@ export async function openRelayRuntime(
     readiness,
     http: () => http,
     async start() {
+      // First, so that a port already in use fails start-up before anything runs.
       if (config.httpPort !== undefined) {
-        http = await startHealthServer({
-          host: config.httpHost,
-          port: config.httpPort,
-          readiness: () => readiness.check(),
-          metrics: async () => {
-            // Refresh the `ready` gauge with the scrape.
-            await readiness.check();
-            return metrics.exposition();
-          },
-          logger,
-        });
+        try {
+          http = await startHealthServer({
+            host: config.httpHost,
+            port: config.httpPort,
+            readiness: () => readiness.check(),
+            metrics: async () => {
+              // Refresh the `ready` gauge with the scrape.
+              await readiness.check();
+              return metrics.exposition();
+            },
+            logger,
+          });
+        } catch (error) {
+          throw new OutboxError(
+            'HTTP_ENDPOINT_FAILED',
+            `cannot serve HTTP on ${config.httpHost}:${config.httpPort} (OUTBOX_HTTP_PORT): ${describeError(error)}`,
+            { cause: error },
+          );
+        }
+        backlog?.start();
       }
       watcher.start();
       await listener?.start();
       cleaner.start();
-      backlog.start();
       relay.start();
       logger.info('relay started', {
         relayId,
@@ -204,10 +221,12 @@ export async function openRelayRuntime(
       readiness.markStopping();
       logger.info('relay stopping', { relayId, shutdownTimeoutMs: config.shutdownTimeoutMs });
       watcher.stop();
+      // Stops its timer at once; a read in flight (bounded) finishes meanwhile.
+      const backlogStopped = backlog?.stop();
       await listener?.stop();
       await cleaner.stop();
-      await backlog.stop();
       await relay.stop();
+      await backlogStopped;
       await close();
       await http?.close();
       logger.info('relay stopped', { relayId, ...relay.stats() });

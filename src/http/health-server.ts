@@ -13,6 +13,7 @@ import { describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { ReadinessReport } from '../runtime/readiness.js';
 
+/** Where to listen and what to serve. */
 export interface HealthServerOptions {
   host: string;
   /** 0 picks a free port; `port` on the result tells which. */
@@ -22,11 +23,13 @@ export interface HealthServerOptions {
   logger: Logger;
 }
 
+/** A listening endpoint; `close()` also ends keep-alive connections. */
 export interface HealthServer {
   readonly port: number;
   close(): Promise<void>;
 }
 
+/** Listens on `host:port`; rejects if the port cannot be bound. */
 export async function startHealthServer(options: HealthServerOptions): Promise<HealthServer> {
   const server = http.createServer((request, response) => {
     void respond(options, request, response).catch((error: unknown) => {

@@ -9,6 +9,7 @@ import type { Logger } from '../log/logger.js';
 import { type OutboxStatements, readBacklogStats } from '../outbox/queries.js';
 import type { RelayMetrics } from './prometheus-metrics.js';
 
+/** How often to read, how many tenants to label, and who is paused. */
 export interface BacklogMonitorOptions {
   intervalMs: number;
   topTenants: number;
@@ -17,6 +18,7 @@ export interface BacklogMonitorOptions {
   logger: Logger;
 }
 
+/** Sets the backlog gauges of a {@link RelayMetrics} from PostgreSQL, periodically. */
 export class BacklogMonitor {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;

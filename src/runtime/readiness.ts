@@ -9,16 +9,19 @@ import { describeError } from '../errors.js';
 import type { Publisher } from '../relay/publisher.js';
 import type { TenantGate } from '../relay/tenant-gate.js';
 
+/** One check: whether it passes, and why, in words for an operator. */
 export interface CheckResult {
   ok: boolean;
   detail: string;
 }
 
+/** What /readyz answers (200 when `ready`, else 503). */
 export interface ReadinessReport {
   ready: boolean;
   checks: { database: CheckResult; broker: CheckResult; flags: CheckResult };
 }
 
+/** What the checks look at. */
 export interface ReadinessDeps {
   pool: pg.Pool;
   publisher: Publisher;
@@ -27,6 +30,7 @@ export interface ReadinessDeps {
   timeoutMs: number;
 }
 
+/** Runs the checks; remembers the last report for the `ready` gauge. */
 export class ReadinessProbe {
   private lastReport: ReadinessReport | undefined;
   private databaseCheck: { at: number; result: Promise<CheckResult> } | undefined;

@@ -1,5 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { ReadinessProbe } from '../../src/runtime/readiness.js';
+import { allowAllTenants } from '../../src/tenants/allow-all-gate.js';
 import { useOutboxFixture } from '../helpers/fixture.js';
 import { enqueueEvents } from '../helpers/messages.js';
 import { createTestRelay } from '../helpers/relay.js';
@@ -48,6 +50,16 @@ describe('a broker memory alarm', () => {
       // relay then stops claiming, and its unconfirmed batch waits (no timeout).
       await waitFor(() => !test.publisher.isReady(), 'connection.blocked from the broker', 60_000);
       expect(test.publisher.blockedReason()).toMatch(/memory/i);
+      // What /readyz reports: connected, but blocked, so not ready.
+      const probe = new ReadinessProbe({
+        pool: db.pool,
+        publisher: test.publisher,
+        gate: allowAllTenants(),
+        timeoutMs: 2000,
+      });
+      const report = await probe.check();
+      expect(report.ready).toBe(false);
+      expect(report.checks.broker.detail).toMatch(/blocked by the broker/);
       const stalled = await db.counts();
       expect(stalled).toMatchObject({ pending: 6000, dead: 0 });
       // Still blocked, still nothing confirmed or delivered: enqueue more and

@@ -1,0 +1,122 @@
+/**
+ * Each readiness check against real components: a database that does not
+ * answer, a flag source that never initializes (failing open is ready,
+ * failing closed is not), and a relay shutting down.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AmqpPublisher, connectionName } from '../src/broker/amqp-publisher.js';
+import { silentLogger } from '../src/log/logger.js';
+import type { TenantGate } from '../src/relay/tenant-gate.js';
+import { ReadinessProbe } from '../src/runtime/readiness.js';
+import { allowAllTenants } from '../src/tenants/allow-all-gate.js';
+import { launchDarklyClient } from '../src/tenants/flag-client.js';
+import { LaunchDarklyGate } from '../src/tenants/launchdarkly-gate.js';
+import { useOutboxFixture } from './helpers/fixture.js';
+
+const fixture = useOutboxFixture('readiness');
+let publisher: AmqpPublisher;
+
+beforeAll(async () => {
+  publisher = await AmqpPublisher.connect({
+    url: fixture.broker.url,
+    channels: 1,
+    maxInFlight: 10,
+    heartbeatMs: 10_000,
+    confirmTimeoutMs: 15_000,
+    connectTimeoutMs: 5000,
+    connectionName: connectionName(),
+    logger: silentLogger,
+  });
+});
+afterAll(async () => {
+  await publisher?.close(0);
+});
+
+/** A gate over a LaunchDarkly client whose stream never answers. */
+async function unavailableFlags(failClosed: boolean): Promise<TenantGate> {
+  const client = await launchDarklyClient({
+    sdkKey: 'sdk-test',
+    streamUri: 'http://127.0.0.1:1',
+    baseUri: 'http://127.0.0.1:1',
+    eventsUri: 'http://127.0.0.1:1',
+    sendEvents: false,
+    initTimeoutMs: 200,
+    logger: silentLogger,
+  });
+  return new LaunchDarklyGate(client, {
+    publishFlagKey: 'outbox-publish-enabled',
+    rateFlagKey: 'outbox-tenant-rate-limit',
+    failClosed,
+    logger: silentLogger,
+  });
+}
+
+describe('readiness', () => {
+  it('is ready with the database, the broker and the flags all fine', async () => {
+    const probe = new ReadinessProbe({
+      pool: fixture.db.pool,
+      publisher,
+      gate: allowAllTenants(),
+      timeoutMs: 2000,
+    });
+    const report = await probe.check();
+    expect(report.ready).toBe(true);
+    expect(report.checks.database).toEqual({ ok: true, detail: 'connected' });
+    expect(report.checks.broker.ok).toBe(true);
+    expect(probe.last()).toEqual({ database: true, broker: true, flags: true });
+  });
+
+  it('is not ready while the database does not answer, and says why', async () => {
+    // Nothing listens on port 1: connecting fails at once.
+    const pool = new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:1/test' });
+    pool.on('error', () => undefined);
+    try {
+      const probe = new ReadinessProbe({
+        pool,
+        publisher,
+        gate: allowAllTenants(),
+        timeoutMs: 2000,
+      });
+      const report = await probe.check();
+      expect(report.ready).toBe(false);
+      expect(report.checks.database.ok).toBe(false);
+      expect(report.checks.database.detail).toMatch(/ECONNREFUSED/);
+      expect(report.checks.broker.ok).toBe(true);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('is ready while the flags fail open, not while they fail closed', async () => {
+    const open = await unavailableFlags(false);
+    const closed = await unavailableFlags(true);
+    try {
+      const probe = (gate: TenantGate) =>
+        new ReadinessProbe({ pool: fixture.db.pool, publisher, gate, timeoutMs: 2000 }).check();
+      const whenOpen = await probe(open);
+      expect(whenOpen.ready).toBe(true);
+      expect(whenOpen.checks.flags.detail).toMatch(/failing open/);
+      const whenClosed = await probe(closed);
+      expect(whenClosed.ready).toBe(false);
+      expect(whenClosed.checks.flags).toMatchObject({ ok: false });
+      expect(whenClosed.checks.flags.detail).toMatch(/failing closed/);
+    } finally {
+      await open.close();
+      await closed.close();
+    }
+  });
+
+  it('is not ready once the relay is stopping, in the report and in the gauge values', async () => {
+    const probe = new ReadinessProbe({
+      pool: fixture.db.pool,
+      publisher,
+      gate: allowAllTenants(),
+      timeoutMs: 2000,
+    });
+    expect((await probe.check()).ready).toBe(true);
+    probe.markStopping();
+    expect((await probe.check()).ready).toBe(false);
+    expect(probe.last()).toEqual({ database: false, broker: false, flags: false });
+  });
+});

@@ -15,6 +15,7 @@ export async function runCommand(
   const runtime = await openRelayRuntime(config, { logger });
 
   if (options.once) {
+    logger.info('relay started (--once)', { relayId: runtime.relayId, schema: config.schema });
     const result = await runtime.relay.drain();
     logger.info('run --once finished', { ...result });
     process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -10,9 +10,8 @@ import { silentLogger } from '../src/log/logger.js';
 import type { TenantGate } from '../src/relay/tenant-gate.js';
 import { ReadinessProbe } from '../src/runtime/readiness.js';
 import { allowAllTenants } from '../src/tenants/allow-all-gate.js';
-import { launchDarklyClient } from '../src/tenants/flag-client.js';
-import { LaunchDarklyGate } from '../src/tenants/launchdarkly-gate.js';
 import { useOutboxFixture } from './helpers/fixture.js';
+import { unavailableFlagsGate } from './helpers/unavailable-flags.js';
 
 const fixture = useOutboxFixture('readiness');
 let publisher: AmqpPublisher;
@@ -32,25 +31,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await publisher?.close(0);
 });
-
-/** A gate over a LaunchDarkly client whose stream never answers. */
-async function unavailableFlags(failClosed: boolean): Promise<TenantGate> {
-  const client = await launchDarklyClient({
-    sdkKey: 'sdk-test',
-    streamUri: 'http://127.0.0.1:1',
-    baseUri: 'http://127.0.0.1:1',
-    eventsUri: 'http://127.0.0.1:1',
-    sendEvents: false,
-    initTimeoutMs: 200,
-    logger: silentLogger,
-  });
-  return new LaunchDarklyGate(client, {
-    publishFlagKey: 'outbox-publish-enabled',
-    rateFlagKey: 'outbox-tenant-rate-limit',
-    failClosed,
-    logger: silentLogger,
-  });
-}
 
 describe('readiness', () => {
   it('is ready with the database, the broker and the flags all fine', async () => {
@@ -89,8 +69,8 @@ describe('readiness', () => {
   });
 
   it('is ready while the flags fail open, not while they fail closed', async () => {
-    const open = await unavailableFlags(false);
-    const closed = await unavailableFlags(true);
+    const open = await unavailableFlagsGate(false);
+    const closed = await unavailableFlagsGate(true);
     try {
       const probe = (gate: TenantGate) =>
         new ReadinessProbe({ pool: fixture.db.pool, publisher, gate, timeoutMs: 2000 }).check();

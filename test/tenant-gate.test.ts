@@ -6,6 +6,7 @@ import { LaunchDarklyGate } from '../src/tenants/launchdarkly-gate.js';
 import { useOutboxFixture } from './helpers/fixture.js';
 import { enqueueEvents } from './helpers/messages.js';
 import { createTestRelay } from './helpers/relay.js';
+import { unavailableFlagsGate } from './helpers/unavailable-flags.js';
 import { waitFor } from './helpers/wait.js';
 
 const fixture = useOutboxFixture('tenants', { resetEachTest: true });
@@ -129,29 +130,8 @@ describe('the per-tenant kill switch', () => {
     const { db, broker } = fixture;
     // A client whose source never initializes: TestData that was never given a flag is
     // initialized, so use an unreachable streaming endpoint instead.
-    const { launchDarklyClient } = await import('../src/tenants/flag-client.js');
-    const unreachable = () =>
-      launchDarklyClient({
-        sdkKey: 'sdk-test',
-        streamUri: 'http://127.0.0.1:1',
-        baseUri: 'http://127.0.0.1:1',
-        eventsUri: 'http://127.0.0.1:1',
-        sendEvents: false,
-        initTimeoutMs: 200,
-        logger: silentLogger,
-      });
-    const open = new LaunchDarklyGate(await unreachable(), {
-      publishFlagKey: 'outbox-publish-enabled',
-      rateFlagKey: 'outbox-tenant-rate-limit',
-      failClosed: false,
-      logger: silentLogger,
-    });
-    const closed = new LaunchDarklyGate(await unreachable(), {
-      publishFlagKey: 'outbox-publish-enabled',
-      rateFlagKey: 'outbox-tenant-rate-limit',
-      failClosed: true,
-      logger: silentLogger,
-    });
+    const open = await unavailableFlagsGate(false);
+    const closed = await unavailableFlagsGate(true);
     try {
       expect(open.status()).toMatchObject({ initialized: false, failing: 'open' });
       expect(closed.status()).toMatchObject({ initialized: false, failing: 'closed' });

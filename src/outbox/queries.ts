@@ -76,6 +76,10 @@ export function outboxStatements(schema: string): OutboxStatements {
   const unnest =
     'select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::text[], $9::jsonb[])';
   const pendingM = 'm.published_at is null and m.dead_at is null';
+  // Pending rows and the oldest one's creation time, per tenant: what the
+  // `tenants` command and the backlog metrics both read.
+  const pendingPerTenant = `select tenant_id, count(*) as pending, min(created_at) as oldest
+    from ${t} where published_at is null and dead_at is null group by tenant_id`;
   // A row's tenant and ordering scope as messages_pending_key_idx (migration
   // 0003) holds them: hashes, and no tenant_id column, so that index can serve
   // no tenant_id condition and the tenant reads keep to messages_pending_idx.
@@ -282,10 +286,9 @@ export function outboxStatements(schema: string): OutboxStatements {
     // small as the number of tenants being published right now.
     sweepLeases: `delete from ${leases} where leased_until < now() returning 1`,
     // Ops: pending rows per tenant with the age of the oldest (scans the pending rows).
-    tenantBacklog: `select tenant_id, count(*)::int as pending,
-        extract(epoch from now() - min(created_at))::float8 as oldest_seconds
-      from ${t} where published_at is null and dead_at is null
-      group by tenant_id order by tenant_id`,
+    tenantBacklog: `select tenant_id, pending::int as pending,
+        extract(epoch from now() - oldest)::float8 as oldest_seconds
+      from (${pendingPerTenant}) per_tenant order by tenant_id`,
     // Ops on dead rows; $1 ids (or null), $2 tenant (or null), $3 limit where there is one.
     listDead: `select id::text as id, message_id::text as message_id, tenant_id, exchange, routing_key,
         message_type, attempts, last_error, dead_at
@@ -324,10 +327,7 @@ export function outboxStatements(schema: string): OutboxStatements {
     // folded into one row with a null tenant; held = pending rows of the
     // paused tenants $2; plus the dead row count. An index-only pass over the
     // pending rows (cost grows with the backlog; see docs/operations.md).
-    backlogStats: `with per_tenant as (
-        select tenant_id, count(*) as pending, min(created_at) as oldest
-        from ${t} where published_at is null and dead_at is null group by tenant_id
-      ),
+    backlogStats: `with per_tenant as (${pendingPerTenant}),
       ranked as (
         select *, row_number() over (order by pending desc, tenant_id) as rank from per_tenant
       )

@@ -162,7 +162,8 @@ export function redactUrl(raw: string): string {
     if (parsed.password) parsed.password = '***';
     return parsed.toString();
   } catch {
-    return raw.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+    // As a URL parser would: the password runs to the last '@'.
+    return raw.replace(/\/\/([^:/@]+):.*@/, '//$1:***@');
   }
 }
 

@@ -54,6 +54,11 @@ describe('loadConfig', () => {
   it('never prints a password from a bad URL', () => {
     expect(() => loadConfig({ AMQP_URL: 'http://user:secret@host' })).toThrow(/user:\*\*\*@host/);
     expect(redactUrl('postgres://u:pw@h/db')).toBe('postgres://u:***@h/db');
+    // Unparseable (port out of range), with an '@' in the password.
+    expect(redactUrl('postgres://u:p@ss@host:99999/db')).toBe('postgres://u:***@host:99999/db');
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://u:p@ss@host:99999/db' })).not.toThrow(
+      /ss@/,
+    );
   });
 
   it('parses durations', () => {

@@ -5,9 +5,11 @@
  */
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { describe, expect, it } from 'vitest';
+import { createPool } from '../src/db/pool.js';
 import { RelayMetrics } from '../src/metrics/prometheus-metrics.js';
 import { readBacklogStats } from '../src/outbox/queries.js';
 import { useOutboxFixture } from './helpers/fixture.js';
+import { waitFor } from './helpers/wait.js';
 
 const fixture = useOutboxFixture('metrics');
 
@@ -74,6 +76,47 @@ describe('backlog metrics', () => {
         ?.metrics.map((m) => m.labels?.tenant)
         .sort(),
     ).toEqual(['other', 'tenant-9']);
+  });
+
+  it('fail, without taking the process down, when the database drops the connection mid-read', async () => {
+    const { db } = fixture;
+    const pool = createPool({
+      url: db.url,
+      max: 1,
+      connectTimeoutMs: 5000,
+      applicationName: 'outbox-relay backlog-read-test',
+      onError: () => undefined,
+    });
+    // Hold the table so the read waits inside its transaction, then end its backend.
+    const lock = await db.pool.connect();
+    try {
+      await lock.query('begin');
+      await lock.query(`lock table "${db.schema}".messages in access exclusive mode`);
+      const read = readBacklogStats(pool, db.statements, {
+        topTenants: 3,
+        pausedTenants: [],
+        timeoutMs: 30_000,
+      });
+      const outcome = read.then(
+        () => 'resolved',
+        (error: Error) => error.message,
+      );
+      let pid: number | undefined;
+      await waitFor(async () => {
+        const { rows } = await db.pool.query<{ pid: number }>(
+          `select pid from pg_stat_activity
+           where application_name = 'outbox-relay backlog-read-test' and wait_event_type = 'Lock'`,
+        );
+        pid = rows[0]?.pid;
+        return pid !== undefined;
+      }, 'the backlog read to wait for the lock');
+      await db.pool.query('select pg_terminate_backend($1)', [pid]);
+      expect(await outcome).toMatch(/terminat/i);
+    } finally {
+      await lock.query('rollback');
+      lock.release();
+      await pool.end();
+    }
   });
 
   it('report an empty outbox as zeros', async () => {

@@ -28,6 +28,11 @@ export function createPool(options: PoolOptions): pg.Pool {
     keepAlive: true,
   });
   pool.on('error', options.onError);
+  // pg's pool listens for errors only on idle clients: a connection that dies
+  // while checked out (terminated, network lost) would emit an 'error' nobody
+  // handles and take the process down. The borrower's next query fails
+  // instead, and the pool discards the dead connection on release.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 

@@ -8,7 +8,7 @@
 import pg from 'pg';
 import { enqueue } from '../src/outbox/enqueue.js';
 import type { OutboxMessage } from '../src/outbox/message.js';
-import { startTcpProxy } from '../test/helpers/tcp-proxy.js';
+import { proxyFor } from '../test/helpers/tcp-proxy.js';
 import {
   type BenchEnv,
   connectClients,
@@ -167,12 +167,8 @@ export async function measureBrokerDown(
   const schema = 'bench_broker_down';
   await freshSchema(env, schema);
   await ensureOrdersTable(env);
-  const target = new URL(env.amqpUrl);
-  const proxy = await startTcpProxy(target.hostname, Number(target.port || 5672));
-  const viaProxy = new URL(env.amqpUrl);
-  viaProxy.hostname = '127.0.0.1';
-  viaProxy.port = String(proxy.port);
-  const relay = spawnRelay(env, schema, { AMQP_URL: viaProxy.toString() });
+  const proxy = await proxyFor(env.amqpUrl);
+  const relay = spawnRelay(env, schema, { AMQP_URL: proxy.url });
   try {
     const up = await run(env, 'outbox', 32, seconds, schema);
     await proxy.close();

@@ -2,39 +2,30 @@ import { describe, expect, it } from 'vitest';
 import { useOutboxFixture } from './helpers/fixture.js';
 import { enqueueEvents } from './helpers/messages.js';
 import { createTestRelay } from './helpers/relay.js';
-import { startTcpProxy } from './helpers/tcp-proxy.js';
+import { proxyFor } from './helpers/tcp-proxy.js';
 import { waitFor } from './helpers/wait.js';
 
 const fixture = useOutboxFixture('brokerfaults', { resetEachTest: true });
 
-/** The broker URL rewritten to go through a proxy on `port`. */
-function throughProxy(url: string, port: number): string {
-  const parsed = new URL(url);
-  parsed.hostname = '127.0.0.1';
-  parsed.port = String(port);
-  return parsed.toString();
-}
-
-function distinctArrived(): number {
-  return new Set(fixture.broker.received.map((m) => m.messageId)).size;
-}
-
 describe('broker connection faults (through a TCP proxy)', () => {
   it('publishes everything after the connection is reset mid-stream', async () => {
     const { db, broker } = fixture;
-    const target = new URL(broker.url);
-    const proxy = await startTcpProxy(target.hostname, Number(target.port || 5672));
+    const proxy = await proxyFor(broker.url);
     const tenants = Array.from({ length: 10 }, (_, i) => `tenant-${i}`);
     await enqueueEvents(db.pool, db.schema, broker.exchange, tenants, 2000);
-    const test = await createTestRelay(db, throughProxy(broker.url, proxy.port), {
+    const test = await createTestRelay(db, proxy.url, {
       batchSize: 200,
     });
     try {
       test.relay.start();
       await waitFor(() => broker.received.length >= 3000, 'the first messages');
-      expect(distinctArrived()).toBeLessThan(20_000);
+      expect(broker.distinctIds().size).toBeLessThan(20_000);
       proxy.reset();
-      await waitFor(() => distinctArrived() === 20_000, 'every message after the reset', 60_000);
+      await waitFor(
+        () => broker.distinctIds().size === 20_000,
+        'every message after the reset',
+        60_000,
+      );
       await waitFor(async () => (await db.counts()).pending === 0, 'the outbox to empty');
       // At least once: duplicates may only be messages that were in flight at the reset.
       expect(broker.received.length - 20_000).toBeLessThanOrEqual(2 * 500 + 3 * 200);
@@ -48,11 +39,10 @@ describe('broker connection faults (through a TCP proxy)', () => {
 
   it('notices a silently dead link (blackhole) and publishes everything after reconnecting', async () => {
     const { db, broker } = fixture;
-    const target = new URL(broker.url);
-    const proxy = await startTcpProxy(target.hostname, Number(target.port || 5672));
+    const proxy = await proxyFor(broker.url);
     await enqueueEvents(db.pool, db.schema, broker.exchange, ['acme', 'globex'], 5000);
     // Short heartbeat and confirm timeout so the test is quick; the defaults notice within 30 s.
-    const test = await createTestRelay(db, throughProxy(broker.url, proxy.port), {
+    const test = await createTestRelay(db, proxy.url, {
       batchSize: 200,
       heartbeatMs: 1000,
       confirmTimeoutMs: 2000,
@@ -60,10 +50,10 @@ describe('broker connection faults (through a TCP proxy)', () => {
     try {
       test.relay.start();
       await waitFor(() => broker.received.length >= 1000, 'the first messages');
-      expect(distinctArrived()).toBeLessThan(10_000);
+      expect(broker.distinctIds().size).toBeLessThan(10_000);
       proxy.blackhole();
       await waitFor(
-        () => distinctArrived() === 10_000,
+        () => broker.distinctIds().size === 10_000,
         'every message after the blackhole',
         60_000,
       );

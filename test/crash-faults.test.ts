@@ -1,25 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { startCli } from './helpers/cli.js';
-import { useOutboxFixture } from './helpers/fixture.js';
+import { loggedEntry, startCli } from './helpers/cli.js';
+import { cliEnv, useOutboxFixture } from './helpers/fixture.js';
 import { enqueueEvents } from './helpers/messages.js';
 import { waitFor } from './helpers/wait.js';
 
 const fixture = useOutboxFixture('crash', { resetEachTest: true });
 
 function env(): Record<string, string> {
-  return {
-    DATABASE_URL: fixture.db.url,
-    AMQP_URL: fixture.broker.url,
-    OUTBOX_SCHEMA: fixture.db.schema,
+  return cliEnv(fixture, {
     // A short lease so a restarted relay takes over the killed one's tenants quickly.
     OUTBOX_LEASE: '2s',
     OUTBOX_BATCH_SIZE: '200',
     LOG_LEVEL: 'error',
-  };
-}
-
-function distinct(): number {
-  return new Set(fixture.broker.received.map((m) => m.messageId)).size;
+  });
 }
 
 describe('crashes and lost database connections', () => {
@@ -38,7 +31,7 @@ describe('crashes and lost database connections', () => {
     }
     const last = startCli(['run'], env());
     try {
-      await waitFor(() => distinct() === 50_000, 'every message', 90_000);
+      await waitFor(() => broker.distinctIds().size === 50_000, 'every message', 90_000);
       await waitFor(async () => (await db.counts()).pending === 0, 'the outbox to empty');
     } finally {
       last.child.kill('SIGTERM');
@@ -46,7 +39,7 @@ describe('crashes and lost database connections', () => {
     }
     expect(kills).toBe(3);
     // Every id that arrived is one we enqueued, and every one arrived.
-    const arrived = new Set(broker.received.map((m) => m.messageId));
+    const arrived = broker.distinctIds();
     expect([...arrived].every((id) => expected.has(id))).toBe(true);
     expect(arrived.size).toBe(expected.size);
     // Duplicates are at most what each killed relay had in flight
@@ -70,7 +63,7 @@ describe('crashes and lost database connections', () => {
       );
       expect(rows[0].killed).toBeGreaterThan(0);
       await waitFor(
-        () => distinct() === 20_000,
+        () => broker.distinctIds().size === 20_000,
         'every message after the connections were cut',
         60_000,
       ).catch((error: Error) => {
@@ -90,14 +83,7 @@ describe('crashes and lost database connections', () => {
     const ids = await enqueueEvents(db.pool, db.schema, broker.exchange, tenants, 1000);
     const relays = [0, 1, 2].map(() => startCli(['run'], { ...env(), LOG_LEVEL: 'info' }));
     // The relay id from the JSON 'relay started' log line.
-    const idOf = (output: string): string | undefined => {
-      for (const line of output.split('\n')) {
-        if (!line.includes('relay started')) continue;
-        const entry = JSON.parse(line) as { msg?: string; relayId?: string };
-        if (entry.msg === 'relay started') return entry.relayId;
-      }
-      return undefined;
-    };
+    const idOf = (output: string) => loggedEntry(output, 'relay started')?.relayId;
     let victim: (typeof relays)[number] | undefined;
     try {
       await waitFor(
@@ -115,7 +101,11 @@ describe('crashes and lost database connections', () => {
       expect(victim).toBeDefined();
       victim?.child.kill('SIGKILL');
       expect(await victim?.exited).toBeNull();
-      await waitFor(() => distinct() === 30_000, 'every message after the kill', 90_000);
+      await waitFor(
+        () => broker.distinctIds().size === 30_000,
+        'every message after the kill',
+        90_000,
+      );
       await waitFor(async () => (await db.counts()).pending === 0, 'the outbox to empty');
     } finally {
       for (const relay of relays) if (relay !== victim) relay.child.kill('SIGTERM');

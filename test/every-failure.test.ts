@@ -1,51 +1,46 @@
 import { describe, expect, it } from 'vitest';
 import { enqueue } from '../src/outbox/enqueue.js';
 import { startCli } from './helpers/cli.js';
-import { useOutboxFixture } from './helpers/fixture.js';
+import { cliEnv, useOutboxFixture } from './helpers/fixture.js';
 import { publishFlag } from './helpers/flags.js';
 import { enqueueEvents, orderEvent } from './helpers/messages.js';
 import { startStreamingServer } from './helpers/streaming-server.js';
-import { startTcpProxy } from './helpers/tcp-proxy.js';
+import { proxyFor } from './helpers/tcp-proxy.js';
 import { waitFor } from './helpers/wait.js';
 
 const fixture = useOutboxFixture('everyfailure');
 
-function distinct(tenants: readonly string[]): number {
-  return new Set(
-    fixture.broker.received.filter((m) => tenants.includes(m.tenantId)).map((m) => m.messageId),
-  ).size;
-}
-
 describe('one relay process, every kind of failure in turn', () => {
   it('a channel error, a broker connection reset, lost database connections and a cut flag stream: no crash, nothing lost', async () => {
     const { db, broker } = fixture;
-    const target = new URL(broker.url);
-    const proxy = await startTcpProxy(target.hostname, Number(target.port || 5672));
-    const viaProxy = new URL(broker.url);
-    viaProxy.hostname = '127.0.0.1';
-    viaProxy.port = String(proxy.port);
+    const proxy = await proxyFor(broker.url);
     const flags = await startStreamingServer([publishFlag([])]);
     const tenants = ['acme', 'globex'];
     await enqueueEvents(db.pool, db.schema, broker.exchange, tenants, 10_000);
     // A message for an exchange that does not exist: its channel is closed by the broker (404).
     await enqueue(db.pool, orderEvent('no-such-exchange', 'initech', 1), { schema: db.schema });
-    const relay = startCli(['run'], {
-      DATABASE_URL: db.url,
-      AMQP_URL: viaProxy.toString(),
-      OUTBOX_SCHEMA: db.schema,
-      OUTBOX_BATCH_SIZE: '200',
-      LAUNCHDARKLY_SDK_KEY: 'sdk-local',
-      LAUNCHDARKLY_BASE_URI: flags.uri,
-      LAUNCHDARKLY_STREAM_URI: flags.uri,
-      LAUNCHDARKLY_EVENTS_URI: flags.uri,
-      LAUNCHDARKLY_SEND_EVENTS: 'false',
-      LOG_LEVEL: 'info',
-    });
+    const relay = startCli(
+      ['run'],
+      cliEnv(fixture, {
+        AMQP_URL: proxy.url,
+        OUTBOX_BATCH_SIZE: '200',
+        LAUNCHDARKLY_SDK_KEY: 'sdk-local',
+        LAUNCHDARKLY_BASE_URI: flags.uri,
+        LAUNCHDARKLY_STREAM_URI: flags.uri,
+        LAUNCHDARKLY_EVENTS_URI: flags.uri,
+        LAUNCHDARKLY_SEND_EVENTS: 'false',
+        LOG_LEVEL: 'info',
+      }),
+    );
     try {
-      await waitFor(() => distinct(tenants) >= 2000, 'the first messages', 60_000);
+      await waitFor(() => broker.distinctIds(tenants).size >= 2000, 'the first messages', 60_000);
       // The broker connection drops.
       proxy.reset();
-      await waitFor(() => distinct(tenants) >= 5000, 'publishing after the reset', 60_000);
+      await waitFor(
+        () => broker.distinctIds(tenants).size >= 5000,
+        'publishing after the reset',
+        60_000,
+      );
       // Every PostgreSQL connection of this relay is terminated.
       await db.pool.query(
         `select pg_terminate_backend(pid) from pg_stat_activity
@@ -54,7 +49,7 @@ describe('one relay process, every kind of failure in turn', () => {
       );
       // The LaunchDarkly stream is cut (the SDK reconnects by itself).
       await flags.close();
-      await waitFor(() => distinct(tenants) === 20_000, 'every message', 90_000);
+      await waitFor(() => broker.distinctIds(tenants).size === 20_000, 'every message', 90_000);
       // The reset forced a reconnect through the proxy.
       expect(proxy.accepted()).toBeGreaterThanOrEqual(2);
       expect(relay.child.exitCode).toBeNull();

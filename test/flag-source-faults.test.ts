@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { startCli } from './helpers/cli.js';
-import { useOutboxFixture } from './helpers/fixture.js';
+import { cliEnv, useOutboxFixture } from './helpers/fixture.js';
 import { enqueueEvents } from './helpers/messages.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -22,18 +22,18 @@ describe('a failing LaunchDarkly connection', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const uri = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     await enqueueEvents(db.pool, db.schema, broker.exchange, ['acme', 'globex'], 500);
-    const relay = startCli(['run'], {
-      DATABASE_URL: db.url,
-      AMQP_URL: broker.url,
-      OUTBOX_SCHEMA: db.schema,
-      LAUNCHDARKLY_SDK_KEY: 'sdk-refused',
-      LAUNCHDARKLY_BASE_URI: uri,
-      LAUNCHDARKLY_STREAM_URI: uri,
-      LAUNCHDARKLY_EVENTS_URI: uri,
-      LAUNCHDARKLY_SEND_EVENTS: 'false',
-      OUTBOX_FLAGS_INIT_TIMEOUT: '1s',
-      LOG_LEVEL: 'info',
-    });
+    const relay = startCli(
+      ['run'],
+      cliEnv(fixture, {
+        LAUNCHDARKLY_SDK_KEY: 'sdk-refused',
+        LAUNCHDARKLY_BASE_URI: uri,
+        LAUNCHDARKLY_STREAM_URI: uri,
+        LAUNCHDARKLY_EVENTS_URI: uri,
+        LAUNCHDARKLY_SEND_EVENTS: 'false',
+        OUTBOX_FLAGS_INIT_TIMEOUT: '1s',
+        LOG_LEVEL: 'info',
+      }),
+    );
     try {
       await waitFor(
         () => broker.received.length === 1000,

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type CliProcess, startCli } from './helpers/cli.js';
-import { useOutboxFixture } from './helpers/fixture.js';
+import { cliEnv, useOutboxFixture } from './helpers/fixture.js';
 import { flagsFileJson } from './helpers/flags.js';
 import {
   histogramCount,
@@ -21,7 +21,7 @@ import {
   scrapeMetrics,
 } from './helpers/http-endpoint.js';
 import { enqueueEvents } from './helpers/messages.js';
-import { startTcpProxy } from './helpers/tcp-proxy.js';
+import { proxyFor } from './helpers/tcp-proxy.js';
 import { waitFor } from './helpers/wait.js';
 
 const fixture = useOutboxFixture('httpep', { resetEachTest: true });
@@ -115,11 +115,8 @@ describe('the HTTP endpoint of a running relay', () => {
 
   it('answers /healthz, and /readyz turns 503 while the broker link is cut and 200 when it is back', async () => {
     const { db, broker } = fixture;
-    const target = new URL(broker.url);
-    const proxy = await startTcpProxy(target.hostname, Number(target.port || 5672));
-    const viaProxy = new URL(broker.url);
-    viaProxy.host = `127.0.0.1:${proxy.port}`;
-    const relay = startRelay({ AMQP_URL: viaProxy.toString() });
+    const proxy = await proxyFor(broker.url);
+    const relay = startRelay({ AMQP_URL: proxy.url });
     try {
       const port = await relayPort(relay);
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
@@ -184,18 +181,18 @@ describe('a relay whose HTTP port is taken', () => {
 });
 
 function startRelay(env: Record<string, string>): CliProcess {
-  return startCli(['run'], {
-    DATABASE_URL: fixture.db.url,
-    AMQP_URL: fixture.broker.url,
-    OUTBOX_SCHEMA: fixture.db.schema,
-    // The port is read from the 'HTTP endpoint listening' line.
-    LOG_LEVEL: 'info',
-    OUTBOX_HTTP_PORT: '0',
-    OUTBOX_HTTP_HOST: '127.0.0.1',
-    OUTBOX_STATS_INTERVAL: '1s',
-    OUTBOX_METRICS_TOP_TENANTS: String(TOP),
-    ...env,
-  });
+  return startCli(
+    ['run'],
+    cliEnv(fixture, {
+      // The port is read from the 'HTTP endpoint listening' line.
+      LOG_LEVEL: 'info',
+      OUTBOX_HTTP_PORT: '0',
+      OUTBOX_HTTP_HOST: '127.0.0.1',
+      OUTBOX_STATS_INTERVAL: '1s',
+      OUTBOX_METRICS_TOP_TENANTS: String(TOP),
+      ...env,
+    }),
+  );
 }
 
 async function relayPort(relay: CliProcess): Promise<number> {

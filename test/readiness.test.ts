@@ -69,8 +69,10 @@ describe('readiness', () => {
   });
 
   it('is ready while the flags fail open, not while they fail closed', async () => {
-    const open = await unavailableFlagsGate(false);
-    const closed = await unavailableFlagsGate(true);
+    const [open, closed] = await Promise.all([
+      unavailableFlagsGate(false),
+      unavailableFlagsGate(true),
+    ]);
     try {
       const probe = (gate: TenantGate) =>
         new ReadinessProbe({ pool: fixture.db.pool, publisher, gate, timeoutMs: 2000 }).check();

@@ -4,22 +4,13 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { enqueue } from '../src/outbox/enqueue.js';
 import { runCli } from './helpers/cli.js';
-import { useOutboxFixture } from './helpers/fixture.js';
+import { cliEnv, useOutboxFixture } from './helpers/fixture.js';
 import { flagsFileJson } from './helpers/flags.js';
 import { enqueueEvents, orderEvent } from './helpers/messages.js';
 
 const fixture = useOutboxFixture('tenantcli');
 const dir = mkdtempSync(join(tmpdir(), 'outbox-tenantcli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function env(extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    DATABASE_URL: fixture.db.url,
-    AMQP_URL: fixture.broker.url,
-    OUTBOX_SCHEMA: fixture.db.schema,
-    ...extra,
-  };
-}
 
 describe('outbox-relay tenants and purge, as ops run them', () => {
   it('lists pending events per tenant with their state, then purges one tenant', async () => {
@@ -29,11 +20,14 @@ describe('outbox-relay tenants and purge, as ops run them', () => {
     await enqueueEvents(db.pool, db.schema, broker.exchange, ['acme', 'globex'], 30);
 
     // The relay, with acme paused in the flags file, publishes only globex.
-    const once = await runCli(['run', '--once'], env({ OUTBOX_FLAGS_FILE: flags }));
+    const once = await runCli(['run', '--once'], cliEnv(fixture, { OUTBOX_FLAGS_FILE: flags }));
     expect(once.code).toBe(0);
     expect(JSON.parse(once.stdout.trim())).toMatchObject({ published: 30 });
 
-    const listed = await runCli(['tenants', '--json'], env({ OUTBOX_FLAGS_FILE: flags }));
+    const listed = await runCli(
+      ['tenants', '--json'],
+      cliEnv(fixture, { OUTBOX_FLAGS_FILE: flags }),
+    );
     expect(listed.code).toBe(0);
     const report = JSON.parse(listed.stdout) as {
       flagSource: { source: string };
@@ -55,10 +49,10 @@ describe('outbox-relay tenants and purge, as ops run them', () => {
       },
     ]);
 
-    const table = await runCli(['tenants'], env({ OUTBOX_FLAGS_FILE: flags }));
+    const table = await runCli(['tenants'], cliEnv(fixture, { OUTBOX_FLAGS_FILE: flags }));
     expect(table.stdout).toMatch(/^acme\s+30\s+\S+\s+paused$/m);
 
-    const refused = await runCli(['purge', '--tenant', 'acme'], env());
+    const refused = await runCli(['purge', '--tenant', 'acme'], cliEnv(fixture));
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/add --yes to confirm/);
 
@@ -67,7 +61,7 @@ describe('outbox-relay tenants and purge, as ops run them', () => {
     await enqueue(db.pool, orderEvent(broker.exchange, 'acme', 99), { schema: db.schema });
     const purged = await runCli(
       ['purge', '--tenant', 'acme', '--before', cutoff.toISOString(), '--yes'],
-      env(),
+      cliEnv(fixture),
     );
     expect(purged.code).toBe(0);
     expect(purged.stdout).toMatch(/^purged 30 pending events of tenant acme/);
@@ -78,7 +72,7 @@ describe('outbox-relay tenants and purge, as ops run them', () => {
 
     const bad = await runCli(
       ['purge', '--tenant', 'acme', '--before', 'yesterday', '--yes'],
-      env(),
+      cliEnv(fixture),
     );
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--before expects an ISO 8601 time with a zone/);

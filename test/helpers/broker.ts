@@ -21,6 +21,8 @@ export interface TestBroker {
   exchange: string;
   queue: string;
   received: Received[];
+  /** Distinct message ids received so far (of `tenants` only, when given). */
+  distinctIds(tenants?: readonly string[]): Set<string>;
   connection: ChannelModel;
   channel: Channel;
   close(): Promise<void>;
@@ -58,6 +60,10 @@ export async function createTestBroker(prefix: string): Promise<TestBroker> {
     exchange,
     queue,
     received,
+    distinctIds: (tenants) =>
+      new Set(
+        received.filter((m) => !tenants || tenants.includes(m.tenantId)).map((m) => m.messageId),
+      ),
     connection,
     channel,
     async close() {

@@ -81,3 +81,17 @@ export function startCli(args: string[], env: Record<string, string> = {}): CliP
   );
   return { child, output: () => output, exited };
 }
+
+/** The first JSON log entry whose `msg` is `msg` in `output`, once the process has written it. */
+export function loggedEntry(output: string, msg: string): Record<string, unknown> | undefined {
+  for (const line of output.split('\n')) {
+    if (!line.includes(msg)) continue;
+    try {
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      if (entry.msg === msg) return entry;
+    } catch {
+      // Not a JSON line.
+    }
+  }
+  return undefined;
+}

@@ -37,3 +37,11 @@ export function useOutboxFixture(
   }
   return fixture;
 }
+
+/** The environment a CLI run needs to reach this file's schema and broker, plus `extra`. */
+export function cliEnv(
+  { db, broker }: OutboxFixture,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return { DATABASE_URL: db.url, AMQP_URL: broker.url, OUTBOX_SCHEMA: db.schema, ...extra };
+}

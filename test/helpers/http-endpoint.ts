@@ -3,6 +3,7 @@
  * `/metrics` parsed by a Prometheus text-format parser, `/readyz` as JSON.
  */
 import parsePrometheusTextFormat, { type PrometheusFamily } from 'parse-prometheus-text-format';
+import { loggedEntry } from './cli.js';
 
 /** One scrape, by metric family name. */
 export type Scrape = Map<string, PrometheusFamily>;
@@ -43,14 +44,6 @@ export async function readiness(port: number): Promise<{ status: number; body: R
 
 /** The port the relay logged in its 'HTTP endpoint listening' line, once it has. */
 export function loggedHttpPort(output: string): number | undefined {
-  for (const line of output.split('\n')) {
-    if (!line.includes('HTTP endpoint listening')) continue;
-    try {
-      const port = (JSON.parse(line) as { port?: unknown }).port;
-      if (typeof port === 'number') return port;
-    } catch {
-      // Not a JSON line.
-    }
-  }
-  return undefined;
+  const port = loggedEntry(output, 'HTTP endpoint listening')?.port;
+  return typeof port === 'number' ? port : undefined;
 }

@@ -82,3 +82,11 @@ export async function startTcpProxy(host: string, port: number): Promise<TcpProx
     },
   };
 }
+
+/** A proxy in front of the broker at `amqpUrl`, with that URL rewritten to go through it. */
+export async function proxyFor(amqpUrl: string): Promise<TcpProxy & { url: string }> {
+  const target = new URL(amqpUrl);
+  const proxy = await startTcpProxy(target.hostname, Number(target.port || 5672));
+  target.host = `127.0.0.1:${proxy.port}`;
+  return Object.assign(proxy, { url: target.toString() });
+}

@@ -3,7 +3,7 @@ import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { enqueue } from '../../src/outbox/enqueue.js';
 import { startCli } from '../helpers/cli.js';
-import { useOutboxFixture } from '../helpers/fixture.js';
+import { cliEnv, useOutboxFixture } from '../helpers/fixture.js';
 import { enqueueEvents, orderEvent } from '../helpers/messages.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -32,25 +32,21 @@ function restartPostgres(): void {
   );
 }
 
-function distinct(): number {
-  return new Set(fixture.broker.received.map((m) => m.messageId)).size;
-}
-
 describe('a PostgreSQL restart', () => {
   it('the relay reconnects, LISTEN is re-established, nothing is lost, no crash', async () => {
     const { db, broker } = fixture;
     await enqueueEvents(db.pool, db.schema, broker.exchange, ['acme', 'globex'], 10_000);
     // No sequence watcher and an hour-long poll: once the backlog is drained,
     // only a NOTIFY (through LISTEN) can wake the relay.
-    const relay = startCli(['run'], {
-      DATABASE_URL: db.url,
-      AMQP_URL: broker.url,
-      OUTBOX_SCHEMA: db.schema,
-      OUTBOX_WAKE_INTERVAL: '0',
-      OUTBOX_POLL_INTERVAL: '1h',
-      OUTBOX_BATCH_SIZE: '200',
-      LOG_LEVEL: 'warn',
-    });
+    const relay = startCli(
+      ['run'],
+      cliEnv(fixture, {
+        OUTBOX_WAKE_INTERVAL: '0',
+        OUTBOX_POLL_INTERVAL: '1h',
+        OUTBOX_BATCH_SIZE: '200',
+        LOG_LEVEL: 'warn',
+      }),
+    );
     try {
       await waitFor(() => broker.received.length >= 2000, 'the first messages', 60_000);
       restartPostgres();
@@ -66,7 +62,11 @@ describe('a PostgreSQL restart', () => {
         'PostgreSQL to accept connections again',
         60_000,
       );
-      await waitFor(() => distinct() === 20_000, 'every message after the restart', 90_000);
+      await waitFor(
+        () => broker.distinctIds().size === 20_000,
+        'every message after the restart',
+        90_000,
+      );
       await waitFor(async () => (await db.counts()).pending === 0, 'the outbox to empty');
       // The relay is idle now; a notifying enqueue must reach it through LISTEN.
       const [late] = await enqueue(db.pool, orderEvent(broker.exchange, 'acme', 99_999), {

@@ -8,6 +8,7 @@
  * code reads `process.env`.
  */
 import { ConfigError } from './errors.js';
+import { SCHEMA_NAME } from './outbox/queries.js';
 
 /** Which commands a setting applies to. */
 export type SettingScope = 'database' | 'relay' | 'flags';
@@ -146,7 +147,7 @@ function flagKey(raw: string, name: string): string {
 }
 
 function identifier(raw: string, name: string): string {
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(raw)) {
+  if (!SCHEMA_NAME.test(raw)) {
     throw new ConfigError(
       name,
       `expected a lower-case SQL identifier (letters, digits, underscores; at most 63), got '${raw}'`,

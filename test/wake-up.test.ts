@@ -61,7 +61,7 @@ describe('noticing new rows without a NOTIFY from writers', () => {
     const test = await createTestRelay(fixture.db, fixture.broker.url, { pollIntervalMs: NO_POLL });
     const listener = new NotifyListener({
       url: fixture.db.url,
-      channel: fixture.db.statements.notifyChannel,
+      listen: fixture.db.statements.listen,
       connectTimeoutMs: 5000,
       onNotify: () => test.relay.wake.ring(),
       logger: silentLogger,

@@ -70,10 +70,16 @@ export class AmqpPublisher implements Publisher {
     this.lanes = Array.from(
       { length: options.channels },
       () =>
-        new ConfirmLane(window, () => this.openChannel(), options.logger, options.onSettled, {
-          ms: options.confirmTimeoutMs,
-          blocked: () => this.blocked !== undefined,
-        }),
+        new ConfirmLane(
+          window,
+          () => this.openChannel(),
+          options.logger,
+          {
+            ms: options.confirmTimeoutMs,
+            blocked: () => this.blocked !== undefined,
+          },
+          options.onSettled,
+        ),
     );
   }
 
@@ -97,11 +103,6 @@ export class AmqpPublisher implements Publisher {
 
   isReady(): boolean {
     return this.connection !== undefined && this.blocked === undefined;
-  }
-
-  /** Why the broker blocks publishing (memory or disk alarm), if it does. */
-  blockedReason(): string | undefined {
-    return this.blocked;
   }
 
   status(): PublisherStatus {

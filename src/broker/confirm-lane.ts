@@ -7,7 +7,7 @@
  * unconfirmed message fails and the next message opens a new channel.
  */
 import type { ConfirmChannel, Message } from 'amqplib';
-import { PublishError } from '../errors.js';
+import { describeError, PublishError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { OutgoingMessage, PublishResult } from '../relay/publisher.js';
 
@@ -44,8 +44,8 @@ export class ConfirmLane {
     private readonly window: number,
     private readonly open: ChannelOpener,
     private readonly logger: Logger,
+    private readonly confirmTimeout: ConfirmTimeout,
     private readonly onSettled?: (message: OutgoingMessage, result: PublishResult) => void,
-    private readonly confirmTimeout?: ConfirmTimeout,
   ) {}
 
   private watchdog: NodeJS.Timeout | undefined;
@@ -58,7 +58,7 @@ export class ConfirmLane {
    */
   private armWatchdog(): void {
     const timeout = this.confirmTimeout;
-    if (!timeout || this.watchdog) return;
+    if (this.watchdog) return;
     this.watchdog = setInterval(
       () => {
         const oldest = this.unconfirmed[0];
@@ -116,12 +116,6 @@ export class ConfirmLane {
     for (const item of this.queue.splice(0)) this.settle(item, { ok: false, error });
   }
 
-  /** Closes the channel; unconfirmed messages fail as channel-closed. */
-  async close(): Promise<void> {
-    const channel = this.channel;
-    if (channel) await channel.close().catch(() => undefined);
-  }
-
   private pump(): void {
     if (this.queue.length === 0) return;
     if (!this.channel) {
@@ -163,7 +157,7 @@ export class ConfirmLane {
           ok: false,
           error: new PublishError(
             'rejected',
-            `cannot publish message ${m.messageId}: ${describe(error)}`,
+            `cannot publish message ${m.messageId}: ${describeError(error)}`,
             {
               cause: error,
             },
@@ -197,7 +191,7 @@ export class ConfirmLane {
       this.waitingForDrain = false;
     } catch (error) {
       this.failQueued(
-        new PublishError('connection-lost', `cannot open a channel: ${describe(error)}`, {
+        new PublishError('connection-lost', `cannot open a channel: ${describeError(error)}`, {
           cause: error,
           countsAsAttempt: false,
         }),
@@ -279,19 +273,19 @@ export class ConfirmLane {
         ok: false,
         error: new PublishError(
           'rejected',
-          `cannot publish message ${m.messageId}: ${describe(channelError)}`,
+          `cannot publish message ${m.messageId}: ${describeError(channelError)}`,
           {
             cause: channelError,
           },
         ),
       };
     }
-    const nacked = describe(error).includes('nack');
+    const nacked = describeError(error).includes('nack');
     return {
       ok: false,
       error: new PublishError(
         nacked ? 'nacked' : 'connection-lost',
-        `cannot publish message ${m.messageId}: ${nacked ? 'nacked by the broker' : describe(error)}`,
+        `cannot publish message ${m.messageId}: ${nacked ? 'nacked by the broker' : describeError(error)}`,
         { cause: error, countsAsAttempt: nacked },
       ),
     };
@@ -303,8 +297,4 @@ export class ConfirmLane {
     this.onSettled?.(item.message, result);
     item.resolve(result);
   }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -62,35 +62,25 @@ export async function deadCommand(
     );
   }
   const statements = outboxStatements(config.schema);
-  return withCommandPool(
-    {
-      url: config.databaseUrl,
-      connectTimeoutMs: config.connectTimeoutMs,
-      command: `dead ${action}`,
-      logger,
-    },
-    async (pool) => {
-      if (action === 'list') {
-        const rows = await listDead(toSqlExecutor(pool), statements, chosen, limit);
-        if (options.json) {
-          process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
-        } else if (rows.length === 0) {
-          process.stdout.write('no dead events\n');
-        } else {
-          for (const row of rows) {
-            process.stdout.write(
-              `${row.id}  ${row.tenant_id}  ${row.exchange || '(default)'} ${row.routing_key}  attempts ${row.attempts}  dead ${row.dead_at.toISOString()}\n    ${row.last_error ?? ''}\n`,
-            );
-          }
+  return withCommandPool(config, `dead ${action}`, logger, async (pool) => {
+    if (action === 'list') {
+      const rows = await listDead(toSqlExecutor(pool), statements, chosen, limit);
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      } else if (rows.length === 0) {
+        process.stdout.write('no dead events\n');
+      } else {
+        for (const row of rows) {
+          process.stdout.write(
+            `${row.id}  ${row.tenant_id}  ${row.exchange || '(default)'} ${row.routing_key}  attempts ${row.attempts}  dead ${row.dead_at.toISOString()}\n    ${row.last_error ?? ''}\n`,
+          );
         }
-        return 0;
       }
-      const count = await changeDead(pool, statements, action, chosen);
-      logger.info(`dead events ${action === 'retry' ? 'retried' : 'discarded'}`, { count });
-      process.stdout.write(
-        `${action === 'retry' ? 'retried' : 'discarded'} ${count} dead events\n`,
-      );
       return 0;
-    },
-  );
+    }
+    const count = await changeDead(pool, statements, action, chosen);
+    logger.info(`dead events ${action === 'retry' ? 'retried' : 'discarded'}`, { count });
+    process.stdout.write(`${action === 'retry' ? 'retried' : 'discarded'} ${count} dead events\n`);
+    return 0;
+  });
 }

@@ -5,7 +5,7 @@
  * code: 1 for a runtime failure, 2 for bad usage or configuration.
  */
 import { type Config, loadConfig, type SettingScope } from '../config.js';
-import { ConfigError, OutboxError } from '../errors.js';
+import { ConfigError, describeError, OutboxError } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import {
   type ExtraFlag,
@@ -164,9 +164,7 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`outbox-relay: ${error.message}\n`);
       process.exitCode = 1;
     } else {
-      process.stderr.write(
-        `outbox-relay: unexpected failure: ${error instanceof Error ? error.message : String(error)}\n`,
-      );
+      process.stderr.write(`outbox-relay: unexpected failure: ${describeError(error)}\n`);
       process.exitCode = 1;
     }
   },

@@ -18,40 +18,30 @@ export async function migrateCommand(
       `migrate needs an action: up, down or status${action ? ` (got '${action}')` : ''}`,
     );
   }
-  return withCommandPool(
-    {
-      url: config.databaseUrl,
-      connectTimeoutMs: config.connectTimeoutMs,
-      command: 'migrate',
-      logger,
-    },
-    async (pool) => {
-      if (action === 'status') {
-        const states = await migrationStatus(pool, config.schema);
-        for (const state of states) {
-          const applied = state.executedAt
-            ? `applied ${state.executedAt.toISOString()}`
-            : 'pending';
-          process.stdout.write(`${state.name}  ${applied}\n`);
-        }
-        return 0;
+  return withCommandPool(config, 'migrate', logger, async (pool) => {
+    if (action === 'status') {
+      const states = await migrationStatus(pool, config.schema);
+      for (const state of states) {
+        const applied = state.executedAt ? `applied ${state.executedAt.toISOString()}` : 'pending';
+        process.stdout.write(`${state.name}  ${applied}\n`);
       }
-      if (action === 'up') {
-        const { applied } = await migrateUp(pool, config.schema);
-        process.stdout.write(
-          applied.length === 0
-            ? `schema ${config.schema} is up to date\n`
-            : applied.map((name) => `applied ${name}\n`).join(''),
-        );
-        return 0;
-      }
-      const { reverted } = await migrateDown(pool, config.schema);
+      return 0;
+    }
+    if (action === 'up') {
+      const { applied } = await migrateUp(pool, config.schema);
       process.stdout.write(
-        reverted.length === 0
-          ? 'nothing to revert\n'
-          : reverted.map((name) => `reverted ${name}\n`).join(''),
+        applied.length === 0
+          ? `schema ${config.schema} is up to date\n`
+          : applied.map((name) => `applied ${name}\n`).join(''),
       );
       return 0;
-    },
-  );
+    }
+    const { reverted } = await migrateDown(pool, config.schema);
+    process.stdout.write(
+      reverted.length === 0
+        ? 'nothing to revert\n'
+        : reverted.map((name) => `reverted ${name}\n`).join(''),
+    );
+    return 0;
+  });
 }

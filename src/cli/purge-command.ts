@@ -40,24 +40,16 @@ export async function purgeCommand(
       `purge deletes tenant ${options.tenant}'s pending events for good; add --yes to confirm`,
     );
   }
-  return withCommandPool(
-    {
-      url: config.databaseUrl,
-      connectTimeoutMs: config.connectTimeoutMs,
-      command: 'purge',
-      logger,
-    },
-    async (pool) => {
-      const deleted = await purgeTenant(pool, outboxStatements(config.schema), tenant, before);
-      logger.info('purged pending events', {
-        tenant: options.tenant,
-        before: before.toISOString(),
-        deleted,
-      });
-      process.stdout.write(
-        `purged ${deleted} pending events of tenant ${options.tenant} created before ${before.toISOString()}\n`,
-      );
-      return 0;
-    },
-  );
+  return withCommandPool(config, 'purge', logger, async (pool) => {
+    const deleted = await purgeTenant(pool, outboxStatements(config.schema), tenant, before);
+    logger.info('purged pending events', {
+      tenant: options.tenant,
+      before: before.toISOString(),
+      deleted,
+    });
+    process.stdout.write(
+      `purged ${deleted} pending events of tenant ${options.tenant} created before ${before.toISOString()}\n`,
+    );
+    return 0;
+  });
 }

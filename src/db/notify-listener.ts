@@ -10,7 +10,8 @@ import type { Logger } from '../log/logger.js';
 /** Options of {@link NotifyListener}. */
 export interface NotifyListenerOptions {
   url: string;
-  channel: string;
+  /** The LISTEN statement (OutboxStatements.listen). */
+  listen: string;
   connectTimeoutMs: number;
   onNotify: () => void;
   logger: Logger;
@@ -44,7 +45,7 @@ export class NotifyListener {
     client.on('notification', () => this.options.onNotify());
     try {
       await client.connect();
-      await client.query(`listen "${this.options.channel.replace(/"/g, '""')}"`);
+      await client.query(this.options.listen);
       if (this.stopped) {
         await client.end().catch(() => undefined);
         return;

@@ -3,7 +3,7 @@
  * check that turns "cannot connect" into one clear line.
  */
 import pg from 'pg';
-import { redactUrl } from '../config.js';
+import { type Config, redactUrl } from '../config.js';
 import { describeError, OutboxError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 
@@ -54,18 +54,20 @@ export async function checkDatabase(pool: pg.Pool, url: string): Promise<void> {
  * (one clear DATABASE_UNAVAILABLE error if not), runs `work`, always closes.
  */
 export async function withCommandPool<T>(
-  options: { url: string; connectTimeoutMs: number; command: string; logger: Logger },
+  config: Pick<Config, 'databaseUrl' | 'connectTimeoutMs'>,
+  command: string,
+  logger: Logger,
   work: (pool: pg.Pool) => Promise<T>,
 ): Promise<T> {
   const pool = createPool({
-    url: options.url,
+    url: config.databaseUrl,
     max: 2,
-    connectTimeoutMs: options.connectTimeoutMs,
-    applicationName: `outbox-relay ${options.command}`,
-    onError: (error) => options.logger.warn('idle database connection failed', { error }),
+    connectTimeoutMs: config.connectTimeoutMs,
+    applicationName: `outbox-relay ${command}`,
+    onError: (error) => logger.warn('idle database connection failed', { error }),
   });
   try {
-    await checkDatabase(pool, options.url);
+    await checkDatabase(pool, config.databaseUrl);
     return await work(pool);
   } finally {
     await pool.end().catch(() => undefined);

@@ -13,6 +13,7 @@
 import client from 'prom-client';
 import type { PublishFailureKind } from '../errors.js';
 import type { BacklogStats } from '../outbox/queries.js';
+import type { PublisherStatus } from '../relay/publisher.js';
 import type { BatchOutcome, RelayObserver } from '../relay/relay-observer.js';
 
 export type MetricType = 'counter' | 'gauge' | 'histogram';
@@ -138,7 +139,7 @@ export const OTHER_TENANTS = 'other';
 
 /** What the scrape-time gauges read. */
 export interface MetricSources {
-  broker(): { connected: boolean; blocked: string | undefined; channels: number };
+  broker(): PublisherStatus;
   pausedTenants(): number;
   throttledTenants(): number;
   inFlight(): number;
@@ -180,14 +181,10 @@ export class RelayMetrics implements RelayObserver {
   private readonly tenantOldestPendingAge: client.Gauge<'tenant'>;
   private readonly statsRefreshed: client.Gauge;
 
-  /**
-   * `processMetrics` adds prom-client's process and Node.js metrics; they run
-   * monitors of their own (event loop delay, GC), so only a scraped relay wants them.
-   */
+  /** Also registers prom-client's process and Node.js metrics, with the same prefix. */
   constructor(
     private readonly prefix: string,
     sources: MetricSources,
-    options: { processMetrics: boolean } = { processMetrics: true },
   ) {
     const registers = [this.registry];
     const counter = (spec: MetricSpec) =>
@@ -240,7 +237,7 @@ export class RelayMetrics implements RelayObserver {
     gauge(METRICS.ready, (g) => {
       for (const [check, ok] of Object.entries(sources.readiness())) g.set({ check }, ok ? 1 : 0);
     });
-    if (options.processMetrics) client.collectDefaultMetrics({ register: this.registry, prefix });
+    client.collectDefaultMetrics({ register: this.registry, prefix });
   }
 
   /** The full name of a metric of {@link METRICS}, with the prefix. */

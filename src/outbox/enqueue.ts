@@ -17,6 +17,7 @@ import {
   insertMessages,
   type OutboxStatements,
   outboxStatements,
+  SCHEMA_NAME,
 } from './queries.js';
 import { isSqlExecutorLike, toSqlExecutor } from './sql-executor.js';
 import { activeTraceHeaders } from './trace-context.js';
@@ -55,7 +56,7 @@ function validateOptions(options: EnqueueOptions): {
   notify: boolean;
 } {
   const schema = options.schema ?? 'outbox';
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+  if (!SCHEMA_NAME.test(schema)) {
     throw new InvalidMessageError(
       'options.schema',
       0,

@@ -4,7 +4,7 @@
  * message never aborts the caller's transaction.
  */
 import { randomUUID } from 'node:crypto';
-import { InvalidMessageError } from '../errors.js';
+import { describeError, InvalidMessageError } from '../errors.js';
 
 /** A header value that survives the trip through JSONB into an AMQP field table. */
 export type HeaderValue =
@@ -223,7 +223,7 @@ function encodePayload(
       throw new InvalidMessageError(
         'payload',
         index,
-        `is not JSON-serializable: ${error instanceof Error ? error.message : String(error)}`,
+        `is not JSON-serializable: ${describeError(error)}`,
       );
     }
     if (json === undefined) {

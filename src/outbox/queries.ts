@@ -37,10 +37,17 @@ import type pg from 'pg';
 import type { EncodedMessage } from './message.js';
 import type { SqlExecutor } from './sql-executor.js';
 
+/** What an outbox schema name may be: a lower-case SQL identifier, never quoted by users. */
+export const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
 /** Statement texts for one outbox schema, built once. */
 export interface OutboxStatements {
   readonly schema: string;
   readonly notifyChannel: string;
+  /** LISTEN on the notify channel (for the relay's wake-ups). */
+  readonly listen: string;
+  /** Whether the messages table exists (migrated). */
+  readonly tableExists: string;
   readonly beginClaim: string;
   readonly insert: string;
   readonly insertAndNotify: string;
@@ -76,6 +83,7 @@ export function outboxStatements(schema: string): OutboxStatements {
   const unnest =
     'select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::text[], $9::jsonb[])';
   const pendingM = 'm.published_at is null and m.dead_at is null';
+  const notifyChannel = `outbox_relay_${schema}`;
   // Pending rows and the oldest one's creation time, per tenant: what the
   // `tenants` command and the backlog metrics both read.
   const pendingPerTenant = `select tenant_id, count(*) as pending, min(created_at) as oldest
@@ -87,7 +95,9 @@ export function outboxStatements(schema: string): OutboxStatements {
   const keyHash = 'hashtextextended(coalesce(m.ordering_key, m.tenant_id), 0)';
   return {
     schema,
-    notifyChannel: `outbox_relay_${schema}`,
+    notifyChannel,
+    listen: `listen ${quoteIdent(notifyChannel)}`,
+    tableExists: `select to_regclass('${t.replace(/'/g, "''")}') is not null as exists`,
     // Read committed, whatever the database default: the claim statement must
     // take its snapshot after the lock, which only this isolation level does.
     // JIT off for the transaction: at a few million pending rows the claim's
@@ -458,36 +468,54 @@ export async function claimBatch(
   statements: OutboxStatements,
   params: ClaimParams,
 ): Promise<ClaimedRow[]> {
+  // One round trip (simple protocol, no parameters: the schema is a validated
+  // identifier) to begin, take the claim lock and turn JIT off.
+  return inTransaction(pool, statements.beginClaim, async (client) => {
+    const result = await client.query<ClaimedRow>({
+      name: `outbox_claim_${statements.schema}`,
+      text: statements.claim,
+      values: [
+        params.relayId,
+        params.cursor,
+        params.maxTenants,
+        params.minRowsPerTenant,
+        params.batchSize,
+        params.leaseMs / 1000,
+        params.pausedTenants,
+        params.inFlight,
+      ],
+    });
+    return result.rows.sort((a, b) => compareIds(a.id, b.id));
+  });
+}
+
+/**
+ * Runs `work` in a transaction on a connection of its own: `begin` (one
+ * simple-protocol text that opens the transaction and sets it up), `work`,
+ * commit; rollback on failure. A connection that failed in any way is
+ * discarded, not reused.
+ */
+async function inTransaction<T>(
+  pool: pg.Pool,
+  begin: string,
+  work: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
   const client = await pool.connect();
   let broken: unknown;
   // pg's pool listens for errors only on idle clients: a connection that dies
   // while checked out (terminated, network lost) between two statements would
-  // emit an 'error' nobody handles and take the process down.
+  // emit an 'error' nobody handles and take the process down. createPool's
+  // pools listen already; an application's own pool may not.
   const onError = (error: Error) => {
     broken = error;
   };
   client.on('error', onError);
   try {
-    // One round trip (simple protocol, no parameters: the schema is a validated
-    // identifier) to begin, take the claim lock and turn JIT off.
-    await client.query(statements.beginClaim);
+    await client.query(begin);
     try {
-      const result = await client.query<ClaimedRow>({
-        name: `outbox_claim_${statements.schema}`,
-        text: statements.claim,
-        values: [
-          params.relayId,
-          params.cursor,
-          params.maxTenants,
-          params.minRowsPerTenant,
-          params.batchSize,
-          params.leaseMs / 1000,
-          params.pausedTenants,
-          params.inFlight,
-        ],
-      });
+      const result = await work(client);
       await client.query('commit');
-      return result.rows.sort((a, b) => compareIds(a.id, b.id));
+      return result;
     } catch (error) {
       await client.query('rollback').catch(() => undefined);
       throw error;
@@ -497,7 +525,6 @@ export async function claimBatch(
     throw error;
   } finally {
     client.off('error', onError);
-    // A connection that failed mid-transaction is discarded, not reused.
     client.release(broken instanceof Error ? broken : undefined);
   }
 }
@@ -750,45 +777,43 @@ export async function readBacklogStats(
   statements: OutboxStatements,
   options: { topTenants: number; pausedTenants: readonly string[]; timeoutMs: number },
 ): Promise<BacklogStats> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('begin read only');
-    // Bounded in time; one core, no parallel workers; group in memory (about
-    // 0.4 s per million pending rows over 100k tenants, measured).
-    await client.query(
-      `set local statement_timeout = ${Math.max(1, Math.round(options.timeoutMs))};
-       set local max_parallel_workers_per_gather = 0; set local work_mem = '32MB'`,
-    );
-    const { rows } = await client.query<{
+  // Bounded in time; one core, no parallel workers; group in memory (about
+  // 0.4 s per million pending rows over 100k tenants, measured). One round trip.
+  const begin = `begin read only;
+    set local statement_timeout = ${Math.max(1, Math.round(options.timeoutMs))};
+    set local max_parallel_workers_per_gather = 0; set local work_mem = '32MB'`;
+  const rows = await inTransaction(pool, begin, async (client) => {
+    const result = await client.query<{
       tenant_id: string | null;
       pending: number;
       oldest_seconds: number;
       held: number;
       dead: number;
     }>(statements.backlogStats, [options.topTenants, options.pausedTenants]);
-    await client.query('commit');
-    const stats: BacklogStats = { pending: 0, oldestSeconds: 0, held: 0, dead: 0, tenants: [] };
-    for (const row of rows) {
-      stats.pending += row.pending;
-      stats.held += row.held;
-      stats.dead = row.dead;
-      stats.oldestSeconds = Math.max(stats.oldestSeconds, row.oldest_seconds);
-      if (row.pending > 0) {
-        stats.tenants.push({
-          tenant: row.tenant_id ?? undefined,
-          pending: row.pending,
-          oldestSeconds: row.oldest_seconds,
-        });
-      }
+    return result.rows;
+  });
+  const stats: BacklogStats = { pending: 0, oldestSeconds: 0, held: 0, dead: 0, tenants: [] };
+  for (const row of rows) {
+    stats.pending += row.pending;
+    stats.held += row.held;
+    stats.dead = row.dead;
+    stats.oldestSeconds = Math.max(stats.oldestSeconds, row.oldest_seconds);
+    if (row.pending > 0) {
+      stats.tenants.push({
+        tenant: row.tenant_id ?? undefined,
+        pending: row.pending,
+        oldestSeconds: row.oldest_seconds,
+      });
     }
-    return stats;
-  } catch (error) {
-    await client.query('rollback').catch((rollbackError: Error) => {
-      broken = rollbackError;
-    });
-    throw error;
-  } finally {
-    client.release(broken);
   }
+  return stats;
+}
+
+/** Whether the outbox table of `statements.schema` exists (the schema is migrated). */
+export async function outboxTableExists(
+  db: SqlExecutor,
+  statements: OutboxStatements,
+): Promise<boolean> {
+  const [row] = await db.run<{ exists: boolean }>(statements.tableExists, []);
+  return row?.exists === true;
 }

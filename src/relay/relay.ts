@@ -375,10 +375,10 @@ export class Relay {
   }
 
   /** Tenants the next claim must skip: paused, or throttled with no token left. */
-  private skippedTenants(): string[] {
+  private skippedTenants(): readonly string[] {
     const blocked = this.throttle.blocked();
     const paused = this.deps.gate.pausedTenants();
-    return blocked.length === 0 ? [...paused] : [...new Set([...paused, ...blocked])];
+    return blocked.length === 0 ? paused : [...new Set([...paused, ...blocked])];
   }
 
   /** Forgets the leases of rows whose batch has ended, however it ended. */

@@ -13,7 +13,8 @@ import { type HealthServer, startHealthServer } from '../http/health-server.js';
 import type { Logger } from '../log/logger.js';
 import { BacklogMonitor } from '../metrics/backlog-monitor.js';
 import { RelayMetrics } from '../metrics/prometheus-metrics.js';
-import { outboxStatements, readSequence } from '../outbox/queries.js';
+import { outboxStatements, outboxTableExists, readSequence } from '../outbox/queries.js';
+import { toSqlExecutor } from '../outbox/sql-executor.js';
 import type { OutgoingMessage, PublishResult } from '../relay/publisher.js';
 import { Relay } from '../relay/relay.js';
 import { RetentionCleaner } from '../relay/retention-cleaner.js';
@@ -27,11 +28,6 @@ import { ReadinessProbe } from './readiness.js';
 export interface RelayRuntime {
   relayId: string;
   relay: Relay;
-  gate: TenantGate;
-  metrics: RelayMetrics;
-  readiness: ReadinessProbe;
-  /** The HTTP endpoint, once `start()` has opened it (OUTBOX_HTTP_PORT set). */
-  http(): HealthServer | undefined;
   /** Starts the wake-up sources, the retention clean-up and the relay loop. */
   start(): Promise<void>;
   /** Stops claiming, waits (bounded) for confirms, releases leases, closes everything. */
@@ -74,11 +70,7 @@ export async function openRelayRuntime(
   try {
     await checkDatabase(pool, config.databaseUrl);
     logger.info('connected to database', { url: redactUrl(config.databaseUrl) });
-    const table = await pool.query<{ exists: boolean }>(
-      'select to_regclass($1) is not null as exists',
-      [`"${config.schema}".messages`],
-    );
-    if (!table.rows[0]?.exists) {
+    if (!(await outboxTableExists(toSqlExecutor(pool), statements))) {
       throw new OutboxError(
         'DATABASE_UNAVAILABLE',
         `the outbox table ${config.schema}.messages does not exist: run \`outbox-relay migrate up\` first`,
@@ -111,18 +103,19 @@ export async function openRelayRuntime(
   }
   const wake = new WakeSignal();
   const readiness = new ReadinessProbe({ pool, publisher: connected, gate, timeoutMs: 2000 });
+  // Metrics only when something can scrape them: the observer sits on the
+  // publish path, and the backlog read scans the pending rows.
+  const scraped = config.httpPort !== undefined;
   // The gauges read the relay at scrape time, after it exists.
-  const metrics = new RelayMetrics(
-    config.metricsPrefix,
-    {
-      broker: () => connected.status(),
-      pausedTenants: () => gate.pausedTenants().length,
-      throttledTenants: () => relay.throttledTenants(),
-      inFlight: () => relay.inFlight(),
-      readiness: () => readiness.last(),
-    },
-    { processMetrics: config.httpPort !== undefined },
-  );
+  const metrics = scraped
+    ? new RelayMetrics(config.metricsPrefix, {
+        broker: () => connected.status(),
+        pausedTenants: () => gate.pausedTenants().length,
+        throttledTenants: () => relay.throttledTenants(),
+        inFlight: () => relay.inFlight(),
+        readiness: () => readiness.last(),
+      })
+    : undefined;
   const relay = new Relay(
     {
       relayId,
@@ -135,18 +128,24 @@ export async function openRelayRuntime(
       pollIntervalMs: config.pollIntervalMs,
       shutdownTimeoutMs: config.shutdownTimeoutMs,
     },
-    { pool, statements, publisher: connected, gate, logger, wake, observer: metrics },
+    {
+      pool,
+      statements,
+      publisher: connected,
+      gate,
+      logger,
+      wake,
+      ...(metrics ? { observer: metrics } : {}),
+    },
   );
-  // The backlog read scans the pending rows: only worth it when something scrapes.
-  const backlog =
-    config.httpPort === undefined
-      ? undefined
-      : new BacklogMonitor(pool, statements, metrics, {
-          intervalMs: config.statsIntervalMs,
-          topTenants: config.metricsTopTenants,
-          pausedTenants: () => gate.pausedTenants(),
-          logger,
-        });
+  const backlog = metrics
+    ? new BacklogMonitor(pool, statements, metrics, {
+        intervalMs: config.statsIntervalMs,
+        topTenants: config.metricsTopTenants,
+        pausedTenants: () => gate.pausedTenants(),
+        logger,
+      })
+    : undefined;
   let http: HealthServer | undefined;
   const watcher = new SequenceWatcher(
     () => readSequence(pool, statements),
@@ -157,7 +156,7 @@ export async function openRelayRuntime(
   const listener = config.listen
     ? new NotifyListener({
         url: config.databaseUrl,
-        channel: statements.notifyChannel,
+        listen: statements.listen,
         connectTimeoutMs: config.connectTimeoutMs,
         onNotify: () => wake.ring(),
         logger,
@@ -177,13 +176,9 @@ export async function openRelayRuntime(
   return {
     relayId,
     relay,
-    gate,
-    metrics,
-    readiness,
-    http: () => http,
     async start() {
       // First, so that a port already in use fails start-up before anything runs.
-      if (config.httpPort !== undefined) {
+      if (config.httpPort !== undefined && metrics) {
         try {
           http = await startHealthServer({
             host: config.httpHost,

@@ -6,7 +6,7 @@
  */
 import { Kysely, Migrator, PostgresDialect } from 'kysely';
 import type pg from 'pg';
-import { OutboxError } from '../errors.js';
+import { describeError, OutboxError } from '../errors.js';
 import { MIGRATIONS_DIR, SqlMigrationProvider } from './sql-migration-provider.js';
 
 /** One migration and whether it has been applied. */
@@ -53,13 +53,9 @@ async function run(
     if (error) {
       const failed = results?.find((r) => r.status === 'Error')?.migrationName;
       const what = failed ? `migration ${failed} failed` : `migrate ${direction} failed`;
-      throw new OutboxError(
-        'MIGRATION_FAILED',
-        `${what}: ${error instanceof Error ? error.message : String(error)}`,
-        {
-          cause: error,
-        },
-      );
+      throw new OutboxError('MIGRATION_FAILED', `${what}: ${describeError(error)}`, {
+        cause: error,
+      });
     }
     const done = (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
     return direction === 'up' ? { applied: done, reverted: [] } : { applied: [], reverted: done };

@@ -13,6 +13,7 @@ import {
   type LDOptions,
 } from '@launchdarkly/node-server-sdk';
 import { parse as parseYaml } from 'yaml';
+import { describeError } from '../errors.js';
 import { type Logger, silentLogger } from '../log/logger.js';
 import { FileChangeWatcher } from './file-change-watcher.js';
 
@@ -46,7 +47,7 @@ function tenantContext(tenantId: string) {
 function listenForErrors(client: LDClient, logger: Logger): void {
   const seen = new Set<string>();
   client.on('error', (error: unknown) => {
-    const message = error instanceof Error ? error.message : String(error);
+    const message = describeError(error);
     if (/unknown feature flag/i.test(message) || seen.has(message)) return;
     if (seen.size < 100) seen.add(message);
     logger.warn('launchdarkly error', { detail: message });

@@ -45,7 +45,7 @@ describe('a broker memory alarm', () => {
       // The first publish during the alarm gets the connection blocked; the
       // relay then stops claiming, and its unconfirmed batch waits (no timeout).
       await waitFor(() => !test.publisher.isReady(), 'connection.blocked from the broker', 60_000);
-      expect(test.publisher.blockedReason()).toMatch(/memory/i);
+      expect(test.publisher.status().blocked).toMatch(/memory/i);
       // What /readyz reports: connected, but blocked, so not ready.
       const probe = new ReadinessProbe({
         pool: db.pool,

@@ -66,9 +66,6 @@ export interface DrainedQueue {
   routingKey: string;
   /** Arrival times (ms, performance.now()) in order. */
   arrivals: number[];
-  /** Message ids in arrival order (only when asked to keep them). */
-  ids: string[];
-  onMessage?: (messageId: string, at: number) => void;
   reset(): void;
   /** Resolves when `count` messages have arrived since the last reset. */
   waitFor(count: number, timeoutMs: number): Promise<void>;
@@ -80,7 +77,6 @@ export async function drainedQueue(
   env: BenchEnv,
   name: string,
   type: 'classic' | 'quorum',
-  keepIds = false,
 ): Promise<DrainedQueue> {
   const channel: Channel = await env.amqp.createChannel();
   channel.on('error', () => undefined);
@@ -95,10 +91,8 @@ export async function drainedQueue(
     name,
     routingKey: name,
     arrivals: [],
-    ids: [],
     reset() {
       queue.arrivals.length = 0;
-      queue.ids.length = 0;
     },
     async waitFor(count, timeoutMs) {
       const deadline = performance.now() + timeoutMs;
@@ -116,17 +110,11 @@ export async function drainedQueue(
       await channel.close().catch(() => undefined);
     },
   };
-  // Quorum queues reject no-ack consumers with prefetch semantics the same way; acks are cheap enough.
   await channel.prefetch(2000);
   await channel.consume(
     name,
     (message) => {
-      if (!message) return;
-      const at = performance.now();
-      queue.arrivals.push(at);
-      const id = String(message.properties.messageId);
-      if (keepIds) queue.ids.push(id);
-      queue.onMessage?.(id, at);
+      if (message) queue.arrivals.push(performance.now());
     },
     { noAck: true },
   );
@@ -303,15 +291,28 @@ export async function pacedWriters<C>(
   );
 }
 
-/** Waits (up to 30 s) until every committed message id has an ack time. */
+/** Waits (up to 30 s) until every committed message id has an ack time; fails if one never does. */
 export async function waitForAcks(
   committedAt: ReadonlyMap<string, number>,
   ackedAt: ReadonlyMap<string, number>,
 ): Promise<void> {
   const deadline = performance.now() + 30_000;
-  while (ackedAt.size < committedAt.size && performance.now() < deadline) {
+  while (ackedAt.size < committedAt.size) {
+    if (performance.now() > deadline) {
+      throw new Error(
+        `only ${ackedAt.size} of ${committedAt.size} committed events were acked in 30 s`,
+      );
+    }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** Commit → ack time (ms) of each committed event, from `(id, committedAt)` entries. */
+export function ackLatencies(
+  committed: Iterable<readonly [string, number]>,
+  ackedAt: ReadonlyMap<string, number>,
+): number[] {
+  return [...committed].map(([id, at]) => Math.max(0, (ackedAt.get(id) as number) - at));
 }
 
 /** The `p`th percentile (0–100) of `values`, nearest rank. */

@@ -8,6 +8,7 @@
 import type pg from 'pg';
 import { enqueue } from '../src/outbox/enqueue.js';
 import {
+  ackLatencies,
   type BenchEnv,
   connectClients,
   drainedQueue,
@@ -95,9 +96,7 @@ export async function measureLatency(
   }
   // The first second warms up connections and plans; it is not counted.
   const warm = [...committedAt.entries()].slice(Math.ceil(options.rate));
-  const latencies = warm.map(([id, at]) =>
-    Math.max(0, (ackedAt.get(id) ?? Number.POSITIVE_INFINITY) - at),
-  );
+  const latencies = ackLatencies(warm, ackedAt);
   const result: LatencyResult = {
     offeredPerSecond: options.rate,
     writers: options.writers,

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { enqueue } from '../src/outbox/enqueue.js';
 import {
+  ackLatencies,
   arrivalRate,
   type BenchEnv,
   connectClients,
@@ -210,9 +211,7 @@ export async function measureFlood(
     await queue.close();
     await env.pool.query(`drop schema "${schema}" cascade`);
   }
-  const latencies = [...committedAt].map(([id, at]) =>
-    Math.max(0, (ackedAt.get(id) ?? Number.POSITIVE_INFINITY) - at),
-  );
+  const latencies = ackLatencies(committedAt, ackedAt);
   const result: FloodResult = {
     flood: options.flood,
     floodRate: ((floodDone - 1) * 1000) / Math.max(1, floodLast - floodFirst),

@@ -1,6 +1,6 @@
 import { integrations } from '@launchdarkly/node-server-sdk';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '../src/log/logger.js';
+import { createLogger, type Logger, silentLogger } from '../src/log/logger.js';
 import { testDataClient } from '../src/tenants/flag-client.js';
 import { LaunchDarklyGate } from '../src/tenants/launchdarkly-gate.js';
 import { useOutboxFixture } from './helpers/fixture.js';
@@ -13,7 +13,7 @@ import { waitFor } from './helpers/wait.js';
 const fixture = useOutboxFixture('tenants', { resetEachTest: true });
 
 /** A gate over its own TestData source (one TestData per client). */
-async function testGate(options: { failClosed?: boolean } = {}) {
+async function testGate(options: { failClosed?: boolean; logger?: Logger } = {}) {
   const testData = new integrations.TestData();
   testData.update(testData.flag('outbox-publish-enabled').booleanFlag().fallthroughVariation(true));
   const client = await testDataClient(testData);
@@ -21,7 +21,7 @@ async function testGate(options: { failClosed?: boolean } = {}) {
     publishFlagKey: 'outbox-publish-enabled',
     rateFlagKey: 'outbox-tenant-rate-limit',
     failClosed: options.failClosed ?? false,
-    logger: silentLogger,
+    logger: options.logger ?? silentLogger,
   });
   const pause = (tenant: string, paused: boolean) =>
     testData.update(
@@ -32,6 +32,28 @@ async function testGate(options: { failClosed?: boolean } = {}) {
         .variationForContext('tenant', tenant, !paused),
     );
   return { gate, testData, pause };
+}
+
+/**
+ * A JSON logger that keeps its lines, and `change(flip)`: makes a flag change
+ * and returns the `tenant flags changed` line it caused, parsed.
+ */
+function flagChangeLog() {
+  const entries: Record<string, unknown>[] = [];
+  const logger = createLogger({
+    level: 'info',
+    format: 'json',
+    colorize: false,
+    destination: { write: (line) => entries.push(JSON.parse(line) as Record<string, unknown>) },
+  });
+  const changes = () => entries.filter((entry) => entry.msg === 'tenant flags changed');
+  const change = async (flip: () => Promise<unknown>) => {
+    const before = changes().length;
+    await flip();
+    await waitFor(() => changes().length > before, 'a tenant flags changed line', 5000);
+    return changes().at(-1);
+  };
+  return { logger, change };
 }
 
 function seqsOf(tenant: string): number[] {
@@ -140,6 +162,51 @@ describe('the per-tenant kill switch', () => {
     } finally {
       await open.close();
       await closed.close();
+    }
+  });
+});
+
+describe('the tenant flags changed log line', () => {
+  it('counts the tenants paused and throttled after the change, not before it', async () => {
+    const { logger, change } = flagChangeLog();
+    const { gate, testData, pause } = await testGate({ logger });
+    try {
+      // What the relay does when it claims rows: the gate learns the tenants.
+      await gate.decide(['acme', 'globex', 'initech']);
+
+      expect(await change(() => pause('acme', true))).toMatchObject({ paused: 1, throttled: 0 });
+      expect(gate.pausedTenants()).toEqual(['acme']);
+      expect(await change(() => pause('acme', false))).toMatchObject({ paused: 0, throttled: 0 });
+      expect(gate.pausedTenants()).toEqual([]);
+
+      expect(
+        await change(() => testData.usePreconfiguredFlag(rateLimitFlag({ initech: 20 }, 10))),
+      ).toMatchObject({ paused: 0, throttled: 1 });
+      expect(
+        await change(() => testData.usePreconfiguredFlag(rateLimitFlag({}, 11))),
+      ).toMatchObject({ paused: 0, throttled: 0 });
+    } finally {
+      await gate.close();
+    }
+  });
+
+  it('past 10,000 tenants forgets the least recently decided enabled one, never a paused one', async () => {
+    const { logger, change } = flagChangeLog();
+    const { gate, pause } = await testGate({ logger });
+    try {
+      await change(() => pause('acme', true));
+      await gate.decide(['acme']);
+      // acme is now the least recently decided, but paused: t-0 is forgotten instead.
+      await gate.decide(Array.from({ length: 10_000 }, (_, i) => `t-${i}`));
+
+      // Targets add up (TestData's flag() starts from the last update): t-0 and
+      // t-1 end up paused, but only remembered tenants are evaluated and counted.
+      expect(await change(() => pause('acme', false))).toMatchObject({ paused: 0 });
+      expect(await change(() => pause('t-0', true))).toMatchObject({ paused: 0 });
+      expect(await change(() => pause('t-1', true))).toMatchObject({ paused: 1 });
+      expect(gate.pausedTenants()).toEqual(['t-1']);
+    } finally {
+      await gate.close();
     }
   });
 });

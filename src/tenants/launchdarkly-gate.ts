@@ -7,15 +7,26 @@
  * - the optional numeric flag (default `outbox-tenant-rate-limit`, fallback 0)
  *   caps its events per second; absent or 0 means unlimited.
  *
- * Evaluations are local (the SDK keeps the flags in memory). Tenants found
- * paused are remembered so the claim skips them in SQL; when a flag changes,
- * every remembered tenant is evaluated again and the relay woken, so a resume
- * takes effect at once. When the flag source is unavailable the gate fails
- * open (every tenant enabled) unless configured to fail closed (none is).
+ * Evaluations are local (the SDK keeps the flags in memory). The gate
+ * remembers its last decision for each tenant it has decided (up to
+ * MAX_REMEMBERED; a paused tenant is never forgotten); the paused ones are
+ * what the claim skips in SQL. When a flag changes, every remembered tenant is
+ * evaluated again, then `tenant flags changed` is logged with the counts as
+ * they are now, and the relay is woken: a resume, and a pause of a tenant
+ * the relay has seen, take effect at once. When the flag source is
+ * unavailable the gate fails open (every tenant enabled) unless configured to
+ * fail closed (none is); those decisions are not remembered.
  */
 import type { Logger } from '../log/logger.js';
 import type { TenantDecision, TenantGate, TenantGateStatus } from '../relay/tenant-gate.js';
 import type { FlagClient } from './flag-client.js';
+
+/**
+ * How many tenants' decisions the gate remembers for re-evaluation on a flag
+ * change; past it, the least recently decided enabled tenant is forgotten.
+ * Bounds the memory and the work of one flag change when tenant ids are not.
+ */
+const MAX_REMEMBERED = 10_000;
 
 /** Options of {@link LaunchDarklyGate}. */
 export interface LaunchDarklyGateOptions {
@@ -28,6 +39,8 @@ export interface LaunchDarklyGateOptions {
 /** A {@link TenantGate} over a LaunchDarkly {@link FlagClient}. */
 export class LaunchDarklyGate implements TenantGate {
   private readonly paused = new Set<string>();
+  /** The last decision per tenant, least recently decided first. */
+  private readonly decisions = new Map<string, TenantDecision>();
   private readonly listeners = new Set<() => void>();
   private reportedFailing = false;
   private readonly onUpdate = () => void this.reevaluate();
@@ -93,16 +106,36 @@ export class LaunchDarklyGate implements TenantGate {
       this.options.logger.warn('flag evaluation failed', { tenant, error });
       enabled = !this.options.failClosed;
     }
-    if (enabled) this.paused.delete(tenant);
-    else this.paused.add(tenant);
-    return { paused: !enabled, ratePerSecond: rate };
+    const decision = { paused: !enabled, ratePerSecond: rate };
+    this.remember(tenant, decision);
+    return decision;
   }
 
-  /** A flag changed: decide again for every tenant we hold back, then wake the relay. */
+  private remember(tenant: string, decision: TenantDecision): void {
+    if (decision.paused) this.paused.add(tenant);
+    else this.paused.delete(tenant);
+    this.decisions.delete(tenant);
+    this.decisions.set(tenant, decision);
+    if (this.decisions.size <= MAX_REMEMBERED) return;
+    for (const [oldest, earlier] of this.decisions) {
+      if (earlier.paused) continue;
+      this.decisions.delete(oldest);
+      return;
+    }
+  }
+
+  /**
+   * A flag changed: decide again for every remembered tenant, log the counts
+   * that result (not those from before the change), then wake the relay.
+   */
   private async reevaluate(): Promise<void> {
-    const tenants = [...this.paused];
+    const tenants = [...this.decisions.keys()];
     if (tenants.length > 0) await this.decide(tenants);
-    this.options.logger.info('tenant flags changed', { paused: this.paused.size });
+    let throttled = 0;
+    for (const decision of this.decisions.values()) {
+      if (!decision.paused && decision.ratePerSecond !== undefined) throttled++;
+    }
+    this.options.logger.info('tenant flags changed', { paused: this.paused.size, throttled });
     for (const listener of this.listeners) listener();
   }
 

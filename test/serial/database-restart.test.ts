@@ -1,40 +1,43 @@
 import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { enqueue } from '../../src/outbox/enqueue.js';
 import { startCli } from '../helpers/cli.js';
 import { cliEnv, useOutboxFixture } from '../helpers/fixture.js';
 import { enqueueEvents, orderEvent } from '../helpers/messages.js';
 import { waitFor } from '../helpers/wait.js';
+import { type LocalCluster, ownedPostgresCluster } from './owned-servers.js';
 
 const fixture = useOutboxFixture('pgrestart');
 
-/** Restarts the PostgreSQL cluster on this machine (the one the tests use by default). */
-function restartPostgres(): void {
-  let version: string | undefined;
+/** Runs pg_ctlcluster on `cluster`; a failure's message carries its stderr. */
+function pgCtlCluster(cluster: LocalCluster, ...args: string[]): void {
+  execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', cluster.version, 'main', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    timeout: 120_000,
+  });
+}
+
+/** Restarts the local cluster; whatever happens, leaves it started. */
+function restartPostgres(cluster: LocalCluster): void {
   try {
-    version = readdirSync('/etc/postgresql')[0];
-  } catch {
-    version = undefined;
+    pgCtlCluster(cluster, 'restart', '-m', 'fast');
+  } finally {
+    let running = true;
+    try {
+      // Exits non-zero unless the cluster is running.
+      pgCtlCluster(cluster, 'status');
+    } catch {
+      running = false;
+    }
+    if (!running) pgCtlCluster(cluster, 'start');
   }
-  if (!version) {
-    throw new Error(
-      'this test restarts the local PostgreSQL cluster and found none under /etc/postgresql',
-    );
-  }
-  execFileSync(
-    'pg_ctlcluster',
-    ['--skip-systemctl-redirect', version, 'main', 'restart', '-m', 'fast'],
-    {
-      stdio: 'ignore',
-      timeout: 120_000,
-    },
-  );
 }
 
 describe('a PostgreSQL restart', () => {
   it('the relay reconnects, LISTEN is re-established, nothing is lost, no crash', async () => {
     const { db, broker } = fixture;
+    // Before anything else: the restart must hit the server the tests use, on this machine.
+    const cluster = await ownedPostgresCluster(db.url);
     await enqueueEvents(db.pool, db.schema, broker.exchange, ['acme', 'globex'], 10_000);
     // No sequence watcher and an hour-long poll: once the backlog is drained,
     // only a NOTIFY (through LISTEN) can wake the relay.
@@ -49,7 +52,7 @@ describe('a PostgreSQL restart', () => {
     );
     try {
       await waitFor(() => broker.received.length >= 2000, 'the first messages', 60_000);
-      restartPostgres();
+      restartPostgres(cluster);
       await waitFor(
         async () => {
           try {

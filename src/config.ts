@@ -259,6 +259,15 @@ export const SETTINGS = {
     description: 'Unconfirmed messages allowed on the connection (the sliding confirm window)',
     parse: integer(1, 100_000),
   }),
+  maxMessageBytes: setting({
+    env: 'OUTBOX_MAX_MESSAGE_BYTES',
+    flag: 'max-message-bytes',
+    scope: 'relay',
+    default: '134217728',
+    description:
+      "Largest message body the relay sends; a larger row goes dead at once. Match the broker's max_message_size (RabbitMQ's default: 128 MiB)",
+    parse: integer(1, 536_870_912),
+  }),
   pollIntervalMs: setting({
     env: 'OUTBOX_POLL_INTERVAL',
     flag: 'poll-interval',

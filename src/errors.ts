@@ -57,26 +57,31 @@ export type PublishFailureKind =
   | 'nacked'
   | 'channel-closed'
   | 'connection-lost'
-  | 'rejected';
+  | 'rejected'
+  | 'unpublishable';
 
 /**
  * One message could not be published. `countsAsAttempt` is false for
  * collateral failures (a channel or connection closed under a message that was
  * itself fine): those are retried at once without using up an attempt.
+ * `permanent` is true when retrying cannot help (AMQP cannot encode the
+ * message, or it is over the broker's size limit): the row goes dead at once.
  */
 export class PublishError extends OutboxError {
   declare readonly code: 'PUBLISH_FAILED';
   readonly kind: PublishFailureKind;
   readonly countsAsAttempt: boolean;
+  readonly permanent: boolean;
 
   constructor(
     kind: PublishFailureKind,
     message: string,
-    options?: { cause?: unknown; countsAsAttempt?: boolean },
+    options?: { cause?: unknown; countsAsAttempt?: boolean; permanent?: boolean },
   ) {
     super('PUBLISH_FAILED', message, options);
     this.kind = kind;
-    this.countsAsAttempt = options?.countsAsAttempt ?? true;
+    this.permanent = options?.permanent ?? false;
+    this.countsAsAttempt = this.permanent || (options?.countsAsAttempt ?? true);
   }
 }
 

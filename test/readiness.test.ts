@@ -10,8 +10,11 @@ import { silentLogger } from '../src/log/logger.js';
 import type { TenantGate } from '../src/relay/tenant-gate.js';
 import { ReadinessProbe } from '../src/runtime/readiness.js';
 import { allowAllTenants } from '../src/tenants/allow-all-gate.js';
+import { createTestDatabase } from './helpers/database.js';
 import { useOutboxFixture } from './helpers/fixture.js';
+import { createTestRelay } from './helpers/relay.js';
 import { unavailableFlagsGate } from './helpers/unavailable-flags.js';
+import { waitFor } from './helpers/wait.js';
 
 const fixture = useOutboxFixture('readiness');
 let publisher: AmqpPublisher;
@@ -44,7 +47,7 @@ describe('readiness', () => {
     expect(report.ready).toBe(true);
     expect(report.checks.database).toEqual({ ok: true, detail: 'connected' });
     expect(report.checks.broker.ok).toBe(true);
-    expect(probe.last()).toEqual({ database: true, broker: true, flags: true });
+    expect(probe.last()).toEqual({ database: true, broker: true, flags: true, claims: true });
   });
 
   it('is not ready while the database does not answer, and says why', async () => {
@@ -99,6 +102,47 @@ describe('readiness', () => {
     expect((await probe.check()).ready).toBe(true);
     probe.markStopping();
     expect((await probe.check()).ready).toBe(false);
-    expect(probe.last()).toEqual({ database: false, broker: false, flags: false });
+    expect(probe.last()).toEqual({
+      database: false,
+      broker: false,
+      flags: false,
+      claims: false,
+    });
+  });
+
+  it('is not ready while every claim fails though the database answers, and ready once claims work again', async () => {
+    // Its own schema: the test takes the outbox table away.
+    const db = await createTestDatabase('readiness_claims');
+    const running = await createTestRelay(db, fixture.broker.url, { pollIntervalMs: 20 });
+    try {
+      const probe = new ReadinessProbe({
+        pool: db.pool,
+        publisher: running.publisher,
+        gate: allowAllTenants(),
+        claimFailing: () => running.relay.claimFailing(),
+        timeoutMs: 2000,
+      });
+      running.relay.start();
+      expect((await probe.check()).ready).toBe(true);
+      await db.pool.query(`alter table "${db.schema}".messages rename to messages_away`);
+      let down = await probe.check();
+      await waitFor(async () => {
+        down = await probe.check();
+        return !down.ready;
+      }, 'readiness to report the failing claims');
+      expect(down.checks.database.ok).toBe(true);
+      expect(down.checks.claims.ok).toBe(false);
+      expect(down.checks.claims.detail).toMatch(/claims failed in a row since .*does not exist/);
+      await db.pool.query(`alter table "${db.schema}".messages_away rename to messages`);
+      let up = await probe.check();
+      await waitFor(async () => {
+        up = await probe.check();
+        return up.ready;
+      }, 'readiness once claims work again');
+      expect(up.checks.claims).toEqual({ ok: true, detail: 'claiming' });
+    } finally {
+      await running.close();
+      await db.drop();
+    }
   });
 });

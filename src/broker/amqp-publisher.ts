@@ -16,7 +16,13 @@ import type {
   PublisherStatus,
   PublishResult,
 } from '../relay/publisher.js';
-import { ConfirmLane } from './confirm-lane.js';
+import {
+  type ChannelCloseError,
+  ConfirmLane,
+  type LaneHooks,
+  type LostMessage,
+} from './confirm-lane.js';
+import { RABBITMQ_DEFAULT_MAX_MESSAGE_BYTES, unpublishableReason } from './publishable.js';
 
 /** Options of {@link AmqpPublisher}. */
 export interface AmqpPublisherOptions {
@@ -25,6 +31,13 @@ export interface AmqpPublisherOptions {
   channels: number;
   /** Unconfirmed messages allowed across all channels. */
   maxInFlight: number;
+  /** Largest body sent; a larger message fails at once, permanently (default: RabbitMQ's 128 MiB). */
+  maxMessageBytes?: number;
+  /**
+   * Check each message against what AMQP and RabbitMQ refuse before sending
+   * it (default true). Off only in tests of the broker's own refusals.
+   */
+  precheck?: boolean;
   heartbeatMs: number;
   /** Longest wait for a broker ack (while not blocked) before a channel is given up. */
   confirmTimeoutMs: number;
@@ -54,11 +67,48 @@ function hash(text: string): number {
   return h >>> 0;
 }
 
-/** Publishes with confirms over one connection and a fixed set of channels. */
+/** Scopes kept in isolation at most; the oldest leave first. */
+const MAX_ISOLATED_SCOPES = 10_000;
+
+function scopeOf(m: OutgoingMessage): string {
+  return `${m.tenantId}\u0000${m.orderingScope}`;
+}
+
+/** A server error code on a connection 'error': the broker closed the connection (not the network). */
+function serverErrorCode(error: Error & { code?: unknown }): number | undefined {
+  return typeof error.code === 'number' ? error.code : undefined;
+}
+
+/**
+ * Publishes with confirms over one connection and a fixed set of channels.
+ *
+ * A broker error that closes a channel or the connection names no message
+ * (and its text is cut at 255 bytes), so the publisher finds the culprit by
+ * isolation, never by matching names: when the close leaves exactly one
+ * message unconfirmed on that channel (for a channel error) or on the whole
+ * connection (for a connection error), that message is the culprit and counts
+ * an attempt. Otherwise every unconfirmed message is a suspect: each fails
+ * without counting an attempt, and its ordering scope is isolated, so its
+ * messages are sent again one at a time on the isolation lane (its own
+ * channel). Suspects of a connection error are sent while nothing else is
+ * unconfirmed on the connection. The next close then has one message to
+ * blame; a scope leaves isolation once a message of it is confirmed.
+ */
 export class AmqpPublisher implements Publisher {
   private connection: ChannelModel | undefined;
   private connecting: Promise<ChannelModel> | undefined;
   private readonly lanes: ConfirmLane[];
+  /** Sends suspects one at a time, so a broker close has one message to blame. */
+  private readonly isolation: ConfirmLane;
+  /** Isolated ordering scopes: the kind of close that made them suspect, oldest first. */
+  private readonly isolated = new Map<string, 'channel' | 'connection'>();
+  /** Messages of each isolated scope queued or unconfirmed on the isolation lane. */
+  private readonly isolatedInFlight = new Map<string, number>();
+  /** The broker error the connection is closing with, between 'error' and 'close'. */
+  private connectionFault: (Error & { code: number }) | undefined;
+  /** Messages left unconfirmed by channels closed under {@link connectionFault}. */
+  private readonly casualties: LostMessage[] = [];
+  private readonly maxMessageBytes: number;
   private closing = false;
   private blocked: string | undefined;
   private reconnectDelayMs = 100;
@@ -66,21 +116,28 @@ export class AmqpPublisher implements Publisher {
   private reconnectTimer: NodeJS.Timeout | undefined;
 
   private constructor(private readonly options: AmqpPublisherOptions) {
+    this.maxMessageBytes = options.maxMessageBytes ?? RABBITMQ_DEFAULT_MAX_MESSAGE_BYTES;
     const window = Math.max(1, Math.ceil(options.maxInFlight / options.channels));
-    this.lanes = Array.from(
-      { length: options.channels },
-      () =>
-        new ConfirmLane(
-          window,
-          () => this.openChannel(),
-          options.logger,
-          {
-            ms: options.confirmTimeoutMs,
-            blocked: () => this.blocked !== undefined,
-          },
-          options.onSettled,
-        ),
-    );
+    const hooks: LaneHooks = {
+      mayWrite: (lane, exclusive) => this.mayWrite(lane, exclusive),
+      channelClosed: (lane, lost, channelError) => this.channelClosed(lane, lost, channelError),
+      settled: (lane) => this.laneSettled(lane),
+    };
+    const lane = (laneWindow: number, closeWhenIdle: boolean) =>
+      new ConfirmLane({
+        window: laneWindow,
+        open: () => this.openChannel(),
+        logger: options.logger,
+        confirmTimeout: {
+          ms: options.confirmTimeoutMs,
+          blocked: () => this.blocked !== undefined,
+        },
+        hooks,
+        closeWhenIdle,
+        onSettled: options.onSettled,
+      });
+    this.lanes = Array.from({ length: options.channels }, () => lane(window, false));
+    this.isolation = lane(1, true);
   }
 
   /**
@@ -109,7 +166,7 @@ export class AmqpPublisher implements Publisher {
     return {
       connected: this.connection !== undefined,
       blocked: this.blocked,
-      channels: this.lanes.filter((lane) => lane.hasChannel).length,
+      channels: [...this.lanes, this.isolation].filter((lane) => lane.hasChannel).length,
     };
   }
 
@@ -121,27 +178,190 @@ export class AmqpPublisher implements Publisher {
       return Promise.resolve(messages.map(() => ({ ok: false, error })));
     }
     // Enqueue synchronously, in order: this is what keeps one key's order.
-    return Promise.all(
-      messages.map((m) => {
-        const lane = this.lanes[
-          hash(`${m.tenantId}\u0000${m.orderingScope}`) % this.lanes.length
-        ] as ConfirmLane;
-        return lane.enqueue(m);
-      }),
+    return Promise.all(messages.map((m) => this.publishOne(m)));
+  }
+
+  private publishOne(m: OutgoingMessage): Promise<PublishResult> {
+    const unpublishable =
+      this.options.precheck === false ? undefined : unpublishableReason(m, this.maxMessageBytes);
+    if (unpublishable !== undefined) {
+      return Promise.resolve({
+        ok: false,
+        error: new PublishError(
+          'unpublishable',
+          `cannot publish message ${m.messageId}: ${unpublishable}`,
+          { permanent: true },
+        ),
+      });
+    }
+    const scope = scopeOf(m);
+    const kind = this.isolated.get(scope);
+    if (kind === undefined) {
+      const lane = this.lanes[hash(scope) % this.lanes.length] as ConfirmLane;
+      return lane.enqueue(m);
+    }
+    this.isolatedInFlight.set(scope, (this.isolatedInFlight.get(scope) ?? 0) + 1);
+    return this.isolation.enqueue(m, kind === 'connection').then((result) => {
+      const left = (this.isolatedInFlight.get(scope) ?? 1) - 1;
+      if (left > 0) this.isolatedInFlight.set(scope, left);
+      else this.isolatedInFlight.delete(scope);
+      // Confirmed, nacked or returned: this scope closed nothing this time.
+      const closedNothing =
+        result.ok || result.error.kind === 'nacked' || result.error.kind === 'unroutable';
+      if (closedNothing && left <= 0) this.isolated.delete(scope);
+      return result;
+    });
+  }
+
+  /** Puts `scope` in isolation (a connection fault outranks a channel fault). */
+  private isolate(scope: string, kind: 'channel' | 'connection'): void {
+    if (this.isolated.get(scope) === 'connection') return;
+    this.isolated.delete(scope);
+    this.isolated.set(scope, kind);
+    // Bounded: the oldest scopes leave first (at worst a suspect closes a channel again).
+    if (this.isolated.size > MAX_ISOLATED_SCOPES) {
+      const oldest = this.isolated.keys().next().value;
+      if (oldest !== undefined) this.isolated.delete(oldest);
+    }
+  }
+
+  /** Lanes hold their writes while a suspect of a connection error is being sent alone. */
+  private mayWrite(lane: ConfirmLane, exclusive: boolean): boolean {
+    if (lane !== this.isolation) return !this.isolation.headExclusive;
+    return !exclusive || this.lanes.every((other) => other.unconfirmedCount === 0);
+  }
+
+  private laneSettled(lane: ConfirmLane): void {
+    // Deferred: a lane settles from inside its own pump.
+    if (lane === this.isolation) {
+      if (!this.isolation.headExclusive) queueMicrotask(() => this.pumpLanes());
+    } else if (lane.unconfirmedCount === 0 && this.isolation.headExclusive) {
+      queueMicrotask(() => this.isolation.pump());
+    }
+  }
+
+  private pumpLanes(): void {
+    for (const lane of this.lanes) lane.pump();
+  }
+
+  private channelClosed(
+    lane: ConfirmLane,
+    lost: readonly LostMessage[],
+    channelError: ChannelCloseError | undefined,
+  ): void {
+    if (channelError && typeof channelError.code === 'number') {
+      const cause = `the broker closed its channel: ${describeError(channelError)}`;
+      if (lane === this.isolation || lost.length === 1) this.blame(lost, 'channel', cause);
+      else this.suspect(lost, 'channel', cause);
+      return;
+    }
+    if (this.connectionFault) {
+      // Decided on the connection's 'close', once every channel has handed its messages over.
+      this.casualties.push(...lost);
+      return;
+    }
+    for (const { message, settle } of lost) {
+      settle({
+        ok: false,
+        error: new PublishError(
+          'connection-lost',
+          `cannot publish message ${message.messageId}: connection to the broker lost`,
+          { countsAsAttempt: false },
+        ),
+      });
+    }
+  }
+
+  /** The connection closed with a broker error: blame its one unconfirmed message, or isolate them all. */
+  private connectionClosedWithFault(fault: Error): void {
+    const lost = this.casualties.splice(0);
+    if (lost.length === 0) return;
+    const cause = `the broker closed the connection: ${describeError(fault)}`;
+    if (lost.length === 1) this.blame(lost, 'connection', cause);
+    else this.suspect(lost, 'connection', cause);
+  }
+
+  /**
+   * Fails, without counting an attempt, the messages still queued behind
+   * `scopes`' failed messages: sent now, they would overtake the retries of
+   * their ordering key. They are claimed again after them.
+   */
+  private holdBack(scopes: ReadonlySet<string>, because: string): void {
+    const error = new PublishError(
+      'channel-closed',
+      `held back: ${because}; retried after it to keep its ordering key in order`,
+      { countsAsAttempt: false },
     );
+    for (const lane of [...this.lanes, this.isolation]) {
+      lane.failQueuedWhere((m) => scopes.has(scopeOf(m)), error);
+    }
+  }
+
+  /** `lost` holds exactly the message that made the broker close: it counts an attempt. */
+  private blame(lost: readonly LostMessage[], kind: 'channel' | 'connection', cause: string): void {
+    for (const { message, settle } of lost) {
+      this.holdBack(
+        new Set([scopeOf(message)]),
+        `message ${message.messageId} of the same ordering key was refused by the broker`,
+      );
+      this.isolate(scopeOf(message), kind);
+      this.options.logger.warn('message refused by the broker', {
+        messageId: message.messageId,
+        tenantId: message.tenantId,
+        cause,
+      });
+      settle({
+        ok: false,
+        error: new PublishError(
+          'rejected',
+          `cannot publish message ${message.messageId} to exchange '${message.exchange}' with routing key '${message.routingKey}': ${cause}`,
+        ),
+      });
+    }
+  }
+
+  /** One of `lost` made the broker close: retry each alone, without counting an attempt. */
+  private suspect(
+    lost: readonly LostMessage[],
+    kind: 'channel' | 'connection',
+    cause: string,
+  ): void {
+    this.options.logger.warn(
+      'broker closed a channel under several messages; sending them again one at a time',
+      {
+        suspects: lost.length,
+        cause,
+      },
+    );
+    this.holdBack(
+      new Set(lost.map(({ message }) => scopeOf(message))),
+      'an earlier message of the same ordering key was on a channel the broker closed',
+    );
+    for (const { message, settle } of lost) {
+      this.isolate(scopeOf(message), kind);
+      settle({
+        ok: false,
+        error: new PublishError(
+          'channel-closed',
+          `cannot publish message ${message.messageId}: ${cause}; one of ${lost.length} unconfirmed messages caused it, so each is sent again alone`,
+          { countsAsAttempt: false },
+        ),
+      });
+    }
   }
 
   async close(timeoutMs: number): Promise<void> {
     this.closing = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     const deadline = Date.now() + timeoutMs;
-    while (this.lanes.some((lane) => lane.size > 0) && Date.now() < deadline && this.connection) {
+    const lanes = [...this.lanes, this.isolation];
+    while (lanes.some((lane) => lane.size > 0) && Date.now() < deadline && this.connection) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     const error = new PublishError('connection-lost', 'publisher is closed', {
       countsAsAttempt: false,
     });
-    for (const lane of this.lanes) lane.failQueued(error);
+    for (const lane of lanes) lane.failQueued(error);
     const connection = this.connection;
     this.connection = undefined;
     if (connection) await connection.close().catch(() => undefined);
@@ -190,9 +410,23 @@ export class AmqpPublisher implements Publisher {
           clientProperties: { connection_name: this.options.connectionName },
         },
       );
-      connection.on('error', (error: Error) => logger.warn('broker connection error', { error }));
+      if (this.closing) {
+        // close() ran while this connection was being opened: nobody will use it.
+        connection.on('error', () => undefined);
+        await connection.close().catch(() => undefined);
+        throw new Error('publisher is closed');
+      }
+      connection.on('error', (error: Error & { code?: unknown }) => {
+        logger.warn('broker connection error', { error });
+        const code = serverErrorCode(error);
+        // amqplib emits 'error', then closes the channels, then emits 'close'.
+        if (code !== undefined) this.connectionFault = Object.assign(error, { code });
+      });
       connection.on('close', () => {
         if (this.connection === connection) this.connection = undefined;
+        const fault = this.connectionFault;
+        this.connectionFault = undefined;
+        if (fault) this.connectionClosedWithFault(fault);
         this.blocked = undefined;
         if (!this.closing) {
           logger.warn('broker connection closed; reconnecting');

@@ -3,8 +3,10 @@
  * in the order they were enqueued, at most `window` unconfirmed at a time;
  * when `publish()` returns false the lane waits for 'drain' before writing
  * more. A message is published only on a broker ack that was not preceded by
- * a basic.return for it (mandatory, unroutable). If the channel closes, every
- * unconfirmed message fails and the next message opens a new channel.
+ * a basic.return for it (mandatory, unroutable). If the channel closes, the
+ * lane hands its unconfirmed messages to the publisher, which alone can tell
+ * the message that caused the close from the ones closed under it; the next
+ * message opens a new channel.
  */
 import type { ConfirmChannel, Message } from 'amqplib';
 import { describeError, PublishError } from '../errors.js';
@@ -13,6 +15,8 @@ import type { OutgoingMessage, PublishResult } from '../relay/publisher.js';
 
 interface Pending {
   message: OutgoingMessage;
+  /** Written only while nothing else is unconfirmed on the whole connection. */
+  exclusive: boolean;
   resolve: (result: PublishResult) => void;
   returned?: string;
   settled: boolean;
@@ -31,6 +35,50 @@ export interface ConfirmTimeout {
 /** Opens a confirm channel; rejects when the broker cannot be reached. */
 export type ChannelOpener = () => Promise<ConfirmChannel>;
 
+/** An error the broker closed a channel with (channel.close carries a reply code). */
+export type ChannelCloseError = Error & { code?: number };
+
+/** A message that was unconfirmed when its channel closed, for the publisher to settle. */
+export interface LostMessage {
+  message: OutgoingMessage;
+  settle(result: PublishResult): void;
+}
+
+/** What a lane asks of, and tells, the publisher it belongs to. */
+export interface LaneHooks {
+  /** May the lane write its next message (`exclusive`: it must be alone on the connection)? */
+  mayWrite(lane: ConfirmLane, exclusive: boolean): boolean;
+  /**
+   * The channel closed with `lost` unconfirmed; `channelError` is set when the
+   * broker closed this channel itself. The publisher settles every message.
+   */
+  channelClosed(
+    lane: ConfirmLane,
+    lost: readonly LostMessage[],
+    channelError: ChannelCloseError | undefined,
+  ): void;
+  /** One of the lane's messages was settled. */
+  settled(lane: ConfirmLane): void;
+}
+
+/** Options of {@link ConfirmLane}. */
+export interface ConfirmLaneOptions {
+  /** Unconfirmed messages allowed on the channel. */
+  window: number;
+  open: ChannelOpener;
+  logger: Logger;
+  confirmTimeout: ConfirmTimeout;
+  hooks: LaneHooks;
+  /** Close the channel whenever the lane empties (a lane used only now and then). */
+  closeWhenIdle?: boolean;
+  onSettled?: ((message: OutgoingMessage, result: PublishResult) => void) | undefined;
+}
+
+/** True for amqplib's IllegalOperationError: the channel was closing or closed, not the message's fault. */
+function isClosedChannelError(error: unknown): boolean {
+  return error instanceof Error && error.name === 'IllegalOperationError';
+}
+
 /** A confirm channel with an ordered queue and a sliding window of unconfirmed messages. */
 export class ConfirmLane {
   private readonly queue: Pending[] = [];
@@ -38,17 +86,10 @@ export class ConfirmLane {
   private channel: ConfirmChannel | undefined;
   private opening = false;
   private waitingForDrain = false;
-  private channelError: (Error & { code?: number }) | undefined;
-
-  constructor(
-    private readonly window: number,
-    private readonly open: ChannelOpener,
-    private readonly logger: Logger,
-    private readonly confirmTimeout: ConfirmTimeout,
-    private readonly onSettled?: (message: OutgoingMessage, result: PublishResult) => void,
-  ) {}
-
+  private channelError: ChannelCloseError | undefined;
   private watchdog: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: ConfirmLaneOptions) {}
 
   /**
    * Gives up the channel when its oldest unconfirmed message has waited longer
@@ -57,7 +98,7 @@ export class ConfirmLane {
    * and are claimed again; a later ack on the old channel no longer counts.
    */
   private armWatchdog(): void {
-    const timeout = this.confirmTimeout;
+    const timeout = this.options.confirmTimeout;
     if (this.watchdog) return;
     this.watchdog = setInterval(
       () => {
@@ -70,18 +111,16 @@ export class ConfirmLane {
         if (timeout.blocked() || oldest.sentAt === undefined) return;
         if (performance.now() - oldest.sentAt < timeout.ms) return;
         const channel = this.channel;
-        this.logger.warn('no broker confirm within the confirm timeout; dropping the channel', {
-          unconfirmed: this.unconfirmed.length,
-          timeoutMs: timeout.ms,
-        });
+        this.options.logger.warn(
+          'no broker confirm within the confirm timeout; dropping the channel',
+          { unconfirmed: this.unconfirmed.length, timeoutMs: timeout.ms },
+        );
         this.channel = undefined;
         this.channelError = undefined;
         const error = new PublishError(
           'connection-lost',
           `no broker confirm within ${timeout.ms} ms`,
-          {
-            countsAsAttempt: false,
-          },
+          { countsAsAttempt: false },
         );
         for (const item of this.unconfirmed.splice(0)) this.settle(item, { ok: false, error });
         this.waitingForDrain = false;
@@ -103,10 +142,20 @@ export class ConfirmLane {
     return this.queue.length + this.unconfirmed.length;
   }
 
+  /** Messages written and not confirmed yet. */
+  get unconfirmedCount(): number {
+    return this.unconfirmed.length;
+  }
+
+  /** Whether the lane's oldest message (written or next to write) must be alone on the connection. */
+  get headExclusive(): boolean {
+    return (this.unconfirmed[0] ?? this.queue[0])?.exclusive === true;
+  }
+
   /** Queues a message; resolves when it is confirmed or has failed. Never rejects. */
-  enqueue(message: OutgoingMessage): Promise<PublishResult> {
+  enqueue(message: OutgoingMessage, exclusive = false): Promise<PublishResult> {
     return new Promise((resolve) => {
-      this.queue.push({ message, resolve, settled: false });
+      this.queue.push({ message, exclusive, resolve, settled: false });
       this.pump();
     });
   }
@@ -116,17 +165,31 @@ export class ConfirmLane {
     for (const item of this.queue.splice(0)) this.settle(item, { ok: false, error });
   }
 
-  private pump(): void {
+  /** Fails the queued (not yet written) messages that `match` picks, keeping the others in order. */
+  failQueuedWhere(match: (message: OutgoingMessage) => boolean, error: PublishError): void {
+    const failed: Pending[] = [];
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      const item = this.queue[i] as Pending;
+      if (match(item.message)) failed.push(...this.queue.splice(i, 1));
+    }
+    for (const item of failed.reverse()) this.settle(item, { ok: false, error });
+  }
+
+  /** Writes what the window, the socket and the publisher allow. */
+  pump(): void {
     if (this.queue.length === 0) return;
     if (!this.channel) {
       void this.openChannel();
       return;
     }
     const channel = this.channel;
+    const { window, hooks } = this.options;
     while (
       this.queue.length > 0 &&
-      this.unconfirmed.length < this.window &&
-      !this.waitingForDrain
+      this.unconfirmed.length < window &&
+      !this.waitingForDrain &&
+      this.channel === channel &&
+      hooks.mayWrite(this, (this.queue[0] as Pending).exclusive)
     ) {
       const item = this.queue.shift() as Pending;
       const m = item.message;
@@ -151,17 +214,23 @@ export class ConfirmLane {
           (error: unknown) => this.confirmed(item, error),
         );
       } catch (error) {
-        // Encoding errors (e.g. a header table too large) are this message's fault alone.
+        // amqplib encodes the whole message before writing any of it, so a
+        // throw leaves the channel as it was. An encoding error is this
+        // message's alone, and permanent; a closing channel is nobody's fault.
         this.unconfirmed.splice(this.unconfirmed.indexOf(item), 1);
         this.settle(item, {
           ok: false,
-          error: new PublishError(
-            'rejected',
-            `cannot publish message ${m.messageId}: ${describeError(error)}`,
-            {
-              cause: error,
-            },
-          ),
+          error: isClosedChannelError(error)
+            ? new PublishError(
+                'connection-lost',
+                `cannot publish message ${m.messageId}: ${describeError(error)}`,
+                { cause: error, countsAsAttempt: false },
+              )
+            : new PublishError(
+                'unpublishable',
+                `cannot publish message ${m.messageId}: AMQP cannot encode it: ${describeError(error)}`,
+                { cause: error, permanent: true },
+              ),
         });
         continue;
       }
@@ -179,11 +248,11 @@ export class ConfirmLane {
     if (this.opening) return;
     this.opening = true;
     try {
-      const channel = await this.open();
+      const channel = await this.options.open();
       this.channelError = undefined;
-      channel.on('error', (error: Error & { code?: number }) => {
+      channel.on('error', (error: ChannelCloseError) => {
         this.channelError = error;
-        this.logger.warn('channel error', { error });
+        this.options.logger.warn('channel error', { error });
       });
       channel.on('return', (returned: Message) => this.returned(returned));
       channel.on('close', () => this.closed(channel));
@@ -213,11 +282,21 @@ export class ConfirmLane {
   }
 
   private confirmed(item: Pending, error: unknown): void {
+    // amqplib fails every unconfirmed callback with 'channel closed' just
+    // before the channel's 'close' event: that event settles them, knowing why.
+    if (item.settled || (error instanceof Error && error.message === 'channel closed')) return;
     const at = this.unconfirmed.indexOf(item);
     if (at >= 0) this.unconfirmed.splice(at, 1);
     const m = item.message;
     if (error) {
-      if (!item.settled) this.settle(item, this.failureOnClose(item, error));
+      this.settle(item, {
+        ok: false,
+        error: new PublishError(
+          'nacked',
+          `cannot publish message ${m.messageId}: nacked by the broker`,
+          { cause: error },
+        ),
+      });
     } else if (item.returned !== undefined) {
       this.settle(item, {
         ok: false,
@@ -233,68 +312,36 @@ export class ConfirmLane {
   }
 
   private closed(channel: ConfirmChannel): void {
-    // A channel the watchdog already gave up has nothing of ours left.
+    // A channel the watchdog (or closeWhenIdle) already gave up has nothing of ours left.
     if (this.channel !== channel) return;
     this.channel = undefined;
     this.waitingForDrain = false;
-    for (const item of this.unconfirmed.splice(0)) {
-      this.settle(
-        item,
-        this.failureOnClose(item, this.channelError ?? new Error('channel closed')),
+    const channelError = this.channelError;
+    this.channelError = undefined;
+    const lost = this.unconfirmed.splice(0).filter((item) => !item.settled);
+    if (lost.length > 0) {
+      this.options.hooks.channelClosed(
+        this,
+        lost.map((item) => ({
+          message: item.message,
+          settle: (result: PublishResult) => this.settle(item, result),
+        })),
+        channelError,
       );
     }
     this.pump();
   }
 
-  /**
-   * Sorts a channel failure into this message's fault or collateral damage.
-   * A 404 names the missing exchange: messages for it count an attempt, the
-   * others on the channel are retried at once. Any other channel error counts
-   * for every message on it, so a poison message backs off instead of looping.
-   */
-  private failureOnClose(item: Pending, error: unknown): PublishResult {
-    const m = item.message;
-    const channelError = this.channelError;
-    if (channelError?.code === 404 && /no exchange/.test(channelError.message)) {
-      const culprit = channelError.message.includes(`'${m.exchange}'`);
-      return {
-        ok: false,
-        error: new PublishError(
-          culprit ? 'rejected' : 'channel-closed',
-          culprit
-            ? `cannot publish message ${m.messageId}: exchange '${m.exchange}' does not exist`
-            : `cannot publish message ${m.messageId}: channel closed by another message's error`,
-          { cause: channelError, countsAsAttempt: culprit },
-        ),
-      };
-    }
-    if (channelError) {
-      return {
-        ok: false,
-        error: new PublishError(
-          'rejected',
-          `cannot publish message ${m.messageId}: ${describeError(channelError)}`,
-          {
-            cause: channelError,
-          },
-        ),
-      };
-    }
-    const nacked = describeError(error).includes('nack');
-    return {
-      ok: false,
-      error: new PublishError(
-        nacked ? 'nacked' : 'connection-lost',
-        `cannot publish message ${m.messageId}: ${nacked ? 'nacked by the broker' : describeError(error)}`,
-        { cause: error, countsAsAttempt: nacked },
-      ),
-    };
-  }
-
   private settle(item: Pending, result: PublishResult): void {
     if (item.settled) return;
     item.settled = true;
-    this.onSettled?.(item.message, result);
+    this.options.onSettled?.(item.message, result);
     item.resolve(result);
+    this.options.hooks.settled(this);
+    if (this.options.closeWhenIdle && this.size === 0 && this.channel) {
+      const channel = this.channel;
+      this.channel = undefined;
+      channel.close().catch(() => undefined);
+    }
   }
 }

@@ -6,6 +6,9 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log/logger.js';
 import { openRelayRuntime } from '../runtime/relay-runtime.js';
 
+/** Time beyond OUTBOX_SHUTDOWN_TIMEOUT for closing connections and releasing leases. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
 /** Runs the relay; resolves with the exit code once it has shut down. */
 export async function runCommand(
   config: Config,
@@ -47,6 +50,15 @@ export async function runCommand(
   };
   process.once('SIGTERM', force);
   process.once('SIGINT', force);
+  // Shutdown is bounded whatever state the relay is in (a broker reconnect,
+  // a database that stopped answering): past this, exit and let leases expire.
+  const limitMs = config.shutdownTimeoutMs + SHUTDOWN_GRACE_MS;
+  const hardStop = setTimeout(() => {
+    logger.error('shutdown did not finish in time; exiting', { limitMs });
+    process.exit(1);
+  }, limitMs);
+  hardStop.unref();
   await runtime.stop();
+  clearTimeout(hardStop);
   return 0;
 }

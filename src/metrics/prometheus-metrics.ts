@@ -160,6 +160,7 @@ const FAILURE_LABEL: Record<PublishFailureKind, string> = {
   'channel-closed': 'channel_closed',
   'connection-lost': 'connection_lost',
   rejected: 'rejected',
+  unpublishable: 'unpublishable',
 };
 
 /** The relay's metrics on their own registry. */

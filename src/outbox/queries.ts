@@ -316,15 +316,16 @@ export function outboxStatements(schema: string): OutboxStatements {
         where tenant_id >= $1 and tenant_id <= $1 and published_at is null and dead_at is null
           and created_at < $2
         order by tenant_id, id limit $3)`,
-    // $1 ids, $2 errors, $3 whether each failure counts as an attempt, $4 max attempts.
+    // $1 ids, $2 errors, $3 whether each failure counts as an attempt, $4 max attempts,
+    // $5 whether each failure is permanent (dead at once: retrying cannot help).
     recordFailures: `update ${t} m set
         attempts = m.attempts + (case when f.counts then 1 else 0 end),
         last_error = f.error,
         available_at = case when f.counts
           then now() + least(interval '5 minutes', interval '1 second' * power(2, least(m.attempts, 12)))
           else m.available_at end,
-        dead_at = case when f.counts and m.attempts + 1 >= $4 then now() else m.dead_at end
-      from unnest($1::bigint[], $2::text[], $3::bool[]) as f (id, error, counts)
+        dead_at = case when f.permanent or (f.counts and m.attempts + 1 >= $4) then now() else m.dead_at end
+      from unnest($1::bigint[], $2::text[], $3::bool[], $5::bool[]) as f (id, error, counts, permanent)
       where m.id = f.id
       returning m.id::text as id, m.dead_at is not null as dead`,
     deleteExpired: `delete from ${t} where id in (
@@ -680,12 +681,14 @@ export interface PublishFailure {
   id: string;
   error: string;
   countsAsAttempt: boolean;
+  /** Dead at once: retrying cannot help. */
+  permanent?: boolean;
 }
 
 /**
  * Records failed publishes: counted failures back off exponentially (1 s,
- * 2 s, 4 s … capped at 5 min) and go dead after `maxAttempts`; uncounted ones are
- * simply released. Returns the ids that went dead.
+ * 2 s, 4 s … capped at 5 min) and go dead after `maxAttempts`, permanent ones
+ * go dead at once; uncounted ones are simply released. Returns the ids that went dead.
  */
 export async function recordFailures(
   db: SqlExecutor,
@@ -699,8 +702,9 @@ export async function recordFailures(
     [
       failures.map((f) => f.id),
       failures.map((f) => f.error.slice(0, 2000)),
-      failures.map((f) => f.countsAsAttempt),
+      failures.map((f) => f.countsAsAttempt || f.permanent === true),
       maxAttempts,
+      failures.map((f) => f.permanent === true),
     ],
     `outbox_record_failures_${statements.schema}`,
   );

@@ -71,6 +71,13 @@ export interface PassResult {
   dead: number;
 }
 
+/** Claims failing in a row: since when (epoch ms), how many, the last error. */
+export interface ClaimFailure {
+  since: number;
+  count: number;
+  error: string;
+}
+
 const EMPTY: PassResult = { claimed: 0, published: 0, held: 0, failed: 0, dead: 0 };
 
 /** Rows read per tenant at least, even when many tenants share a claim. */
@@ -123,6 +130,7 @@ export class Relay {
   private lastSweep = 0;
   private readonly throttle = new TenantThrottle();
   private readonly observer: RelayObserver;
+  private claimFailure: ClaimFailure | undefined;
 
   constructor(
     private readonly options: RelayOptions,
@@ -136,6 +144,11 @@ export class Relay {
   /** Rows claimed by this relay whose batch has not ended yet. */
   inFlight(): number {
     return this.leased.size;
+  }
+
+  /** Set while the loop's claims fail, from the first failure in a row; undefined once one succeeds. */
+  claimFailing(): ClaimFailure | undefined {
+    return this.claimFailure;
   }
 
   /** Tenants currently out of rate budget (the rate-limit flag). */
@@ -316,8 +329,14 @@ export class Relay {
       try {
         rows = await this.claim();
         failures = 0;
+        this.claimFailure = undefined;
       } catch (error) {
         failures += 1;
+        this.claimFailure = {
+          since: this.claimFailure?.since ?? Date.now(),
+          count: failures,
+          error: describeError(error),
+        };
         const delay = Math.min(100 * 2 ** failures, 10_000);
         this.deps.logger.error('claim failed; retrying', { error, retryInMs: delay });
         await this.wake.wait(delay);
@@ -454,6 +473,7 @@ export class Relay {
           id: row.id,
           error: result.error.message,
           countsAsAttempt: result.error.countsAsAttempt,
+          permanent: result.error.permanent,
         });
       }
     });

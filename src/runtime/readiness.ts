@@ -1,12 +1,13 @@
 /**
  * Readiness of a running relay, check by check: the database answers, the
- * broker is connected and not blocking publishes, and the tenant flags are
- * initialized or failing open. Served as JSON by /readyz and as the `ready`
+ * broker is connected and not blocking publishes, the tenant flags are
+ * initialized or failing open, and the relay's claims are not failing. Served as JSON by /readyz and as the `ready`
  * gauge.
  */
 import type pg from 'pg';
 import { describeError } from '../errors.js';
 import type { Publisher } from '../relay/publisher.js';
+import type { ClaimFailure } from '../relay/relay.js';
 import type { TenantGate } from '../relay/tenant-gate.js';
 
 /** One check: whether it passes, and why, in words for an operator. */
@@ -18,7 +19,7 @@ export interface CheckResult {
 /** What /readyz answers (200 when `ready`, else 503). */
 export interface ReadinessReport {
   ready: boolean;
-  checks: { database: CheckResult; broker: CheckResult; flags: CheckResult };
+  checks: { database: CheckResult; broker: CheckResult; flags: CheckResult; claims: CheckResult };
 }
 
 /** What the checks look at. */
@@ -26,6 +27,8 @@ export interface ReadinessDeps {
   pool: pg.Pool;
   publisher: Publisher;
   gate: TenantGate;
+  /** The relay's claims failing in a row, if they are (a dropped table, a revoked grant). */
+  claimFailing?: () => ClaimFailure | undefined;
   /** Longest wait for the database's answer. */
   timeoutMs: number;
 }
@@ -53,10 +56,15 @@ export class ReadinessProbe {
   }
 
   async check(): Promise<ReadinessReport> {
-    const [database, broker, flags] = [await this.database(), this.broker(), this.flags()];
+    const [database, broker, flags, claims] = [
+      await this.database(),
+      this.broker(),
+      this.flags(),
+      this.claims(),
+    ];
     const report: ReadinessReport = {
-      ready: !this.stopping && database.ok && broker.ok && flags.ok,
-      checks: { database, broker, flags },
+      ready: !this.stopping && database.ok && broker.ok && flags.ok && claims.ok,
+      checks: { database, broker, flags, claims },
     };
     this.lastReport = report;
     return report;
@@ -96,6 +104,16 @@ export class ReadinessProbe {
       return { ok: false, detail: `blocked by the broker: ${status.blocked}` };
     }
     return { ok: true, detail: `connected, ${status.channels} channels open` };
+  }
+
+  /** Not ready once two claims in a row failed: `select 1` can pass while every claim fails. */
+  private claims(): CheckResult {
+    const failing = this.deps.claimFailing?.();
+    if (!failing || failing.count < 2) return { ok: true, detail: 'claiming' };
+    return {
+      ok: false,
+      detail: `${failing.count} claims failed in a row since ${new Date(failing.since).toISOString()}: ${failing.error}`,
+    };
   }
 
   private flags(): CheckResult {

@@ -32,7 +32,7 @@ export interface RelayRuntime {
   start(): Promise<void>;
   /** Stops claiming, waits (bounded) for confirms, releases leases, closes everything. */
   stop(): Promise<void>;
-  /** Closes connections without stopping a loop (after `drain()`). */
+  /** Releases this relay's tenant leases and closes connections, without stopping a loop (after `drain()`). */
   close(): Promise<void>;
 }
 
@@ -80,6 +80,7 @@ export async function openRelayRuntime(
       url: config.amqpUrl,
       channels: config.channels,
       maxInFlight: config.maxInFlight,
+      maxMessageBytes: config.maxMessageBytes,
       heartbeatMs: config.heartbeatMs,
       confirmTimeoutMs: config.confirmTimeoutMs,
       connectTimeoutMs: config.connectTimeoutMs,
@@ -102,7 +103,14 @@ export async function openRelayRuntime(
     throw error;
   }
   const wake = new WakeSignal();
-  const readiness = new ReadinessProbe({ pool, publisher: connected, gate, timeoutMs: 2000 });
+  const readiness = new ReadinessProbe({
+    pool,
+    publisher: connected,
+    gate,
+    // The relay is built below; readiness asks it only once running.
+    claimFailing: () => relay.claimFailing(),
+    timeoutMs: 2000,
+  });
   // Metrics only when something can scrape them: the observer sits on the
   // publish path, and the backlog read scans the pending rows.
   const scraped = config.httpPort !== undefined;
@@ -166,6 +174,9 @@ export async function openRelayRuntime(
   const unsubscribe = gate.onChange(() => wake.ring());
 
   const close = async () => {
+    // Gives the tenants back at once (a no-op after stop()), so a relay
+    // started next need not wait for the leases to expire (`run --once`).
+    await relay.releaseAll();
     unsubscribe();
     await gate.close();
     // The relay's stop() already waited for confirms within the shutdown timeout.

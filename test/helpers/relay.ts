@@ -21,6 +21,7 @@ export interface TestRelay {
 export type TestRelayOptions = Partial<RelayOptions> & {
   channels?: number;
   maxInFlight?: number;
+  maxMessageBytes?: number;
   gate?: TenantGate;
   heartbeatMs?: number;
   confirmTimeoutMs?: number;
@@ -37,6 +38,7 @@ export async function createTestRelay(
     url: amqpUrl,
     channels: options.channels ?? 2,
     maxInFlight: options.maxInFlight ?? 500,
+    ...(options.maxMessageBytes === undefined ? {} : { maxMessageBytes: options.maxMessageBytes }),
     heartbeatMs: options.heartbeatMs ?? 10_000,
     confirmTimeoutMs: options.confirmTimeoutMs ?? 15_000,
     connectTimeoutMs: 5000,

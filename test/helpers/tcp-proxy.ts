@@ -4,7 +4,8 @@
  * `blackhole()` keeps them open but silently discards every byte from then on
  * (a dead link nobody closes). New connections go through unless `refuse()`
  * was called: then they are closed at once, as by a host that is down, until
- * `accept()`.
+ * `accept()`; or `hold()`: then they stay open with nothing forwarded (a
+ * connect that hangs) until `accept()` lets them through.
  */
 
 import type { AddressInfo } from 'node:net';
@@ -19,6 +20,10 @@ export interface TcpProxy {
   blackhole(): void;
   /** Closes new connections at once until `accept()`. */
   refuse(): void;
+  /** Keeps new connections waiting, nothing forwarded, until `accept()`. */
+  hold(): void;
+  /** Connections kept waiting by `hold()` right now. */
+  holding(): number;
   accept(): void;
   close(): Promise<void>;
 }
@@ -28,14 +33,10 @@ export async function startTcpProxy(host: string, port: number): Promise<TcpProx
   const pairs = new Set<{ client: Socket; upstream: Socket; dead: boolean }>();
   let accepted = 0;
   let refusing = false;
-  const server: Server = createServer((client) => {
-    if (refusing) {
-      client.on('error', () => undefined);
-      client.resetAndDestroy();
-      return;
-    }
-    accepted += 1;
+  let held: { client: Socket; chunks: Buffer[] }[] | undefined;
+  const forward = (client: Socket, early: Buffer[] = []) => {
     const upstream = connect(port, host);
+    for (const chunk of early) upstream.write(chunk);
     const pair = { client, upstream, dead: false };
     pairs.add(pair);
     client.on('data', (chunk) => {
@@ -53,6 +54,22 @@ export async function startTcpProxy(host: string, port: number): Promise<TcpProx
     upstream.on('close', end);
     client.on('error', end);
     upstream.on('error', end);
+  };
+  const server: Server = createServer((client) => {
+    if (refusing) {
+      client.on('error', () => undefined);
+      client.resetAndDestroy();
+      return;
+    }
+    accepted += 1;
+    if (held) {
+      const waiting = { client, chunks: [] as Buffer[] };
+      held.push(waiting);
+      client.on('error', () => undefined);
+      client.on('data', (chunk: Buffer) => waiting.chunks.push(chunk));
+      return;
+    }
+    forward(client);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -70,10 +87,22 @@ export async function startTcpProxy(host: string, port: number): Promise<TcpProx
     refuse() {
       refusing = true;
     },
+    hold() {
+      held ??= [];
+    },
+    holding: () => held?.filter(({ client }) => !client.destroyed).length ?? 0,
     accept() {
       refusing = false;
+      const waiting = held ?? [];
+      held = undefined;
+      for (const { client, chunks } of waiting) {
+        if (client.destroyed) continue;
+        client.removeAllListeners('data');
+        forward(client, chunks);
+      }
     },
     async close() {
+      for (const { client } of held ?? []) client.destroy();
       for (const pair of [...pairs]) {
         pair.client.destroy();
         pair.upstream.destroy();

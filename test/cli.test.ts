@@ -85,9 +85,9 @@ describe('outbox-relay as ops run it', () => {
     [['run', '--batch-size', 'lots'], {}, /invalid --batch-size: expected an integer/],
     [['run'], { OUTBOX_CHANNELS: '0' }, /invalid OUTBOX_CHANNELS/],
     [['run'], { OUTBOX_LEASE: 'forever' }, /invalid OUTBOX_LEASE/],
-    [['run', '--no-such-flag'], {}, /Unknown option '--no-such-flag'/],
+    [['run', '--no-such-flag'], {}, /unknown option '--no-such-flag'/],
     [['migrate', 'sideways'], {}, /migrate needs an action: up, down or status/],
-    [['migrate', 'up', '--batch-size', '5'], {}, /Unknown option '--batch-size'/],
+    [['migrate', 'up', '--batch-size', '5'], {}, /unknown option '--batch-size'/],
     [['launch'], {}, /unknown command 'launch'/],
     [['run'], { DATABASE_URL: 'mysql://localhost/db' }, /invalid DATABASE_URL/],
   ])('rejects bad input %j %j with exit code 2 and one line', async (args, extraEnv, message) => {
@@ -162,6 +162,24 @@ describe('outbox-relay as ops run it', () => {
       /never_migrated\.messages does not exist: run `outbox-relay migrate up` first/,
     );
   });
+
+  it.each([
+    [['tenants']],
+    [['tenants', '--json']],
+    [['dead', 'list']],
+    [['dead', 'retry', '--all', '--yes']],
+    [['dead', 'discard', '--tenant', 'acme', '--yes']],
+    [['purge', '--tenant', 'acme', '--yes']],
+  ])(
+    '%j on a schema that was never migrated says to migrate, in one line, exit 1',
+    async (args) => {
+      const result = await runCli(args, { ...env, OUTBOX_SCHEMA: 'never_migrated' });
+      expect(result).toMatchObject({ code: 1, stdout: '' });
+      expect(result.stderr).toBe(
+        'outbox-relay: the outbox table never_migrated.messages does not exist: run `outbox-relay migrate up` first\n',
+      );
+    },
+  );
 });
 
 describe('outbox-relay migrate on an empty database', () => {

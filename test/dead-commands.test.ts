@@ -39,6 +39,10 @@ describe('outbox-relay dead, as ops run it', () => {
     expect((await runCli(['dead', 'list'], env)).stdout).toMatch(
       /acme {2}amq\.direct nowhere {2}attempts 1/,
     );
+    const limited = await runCli(['dead', 'list', '--json', '--limit=2', '--tenant=acme'], env);
+    expect(JSON.parse(limited.stdout)).toHaveLength(2);
+    const one = await runCli(['dead', 'list', '--json', '--limit', '1'], env);
+    expect(JSON.parse(one.stdout)).toHaveLength(1);
 
     const retried = await runCli(['dead', 'retry', '--id', String(dead[0]?.id)], env);
     expect(retried).toMatchObject({ code: 0, stdout: 'retried 1 dead events\n' });
@@ -54,6 +58,11 @@ describe('outbox-relay dead, as ops run it', () => {
       ['dead', 'retry'],
       ['dead', 'retry', '--id', 'x1'],
       ['dead', 'bury', '--all'],
+      // A narrowing flag of list must not look as if it narrowed a retry or discard.
+      ['dead', 'discard', '--tenant', 'globex', '--limit', '1', '--yes'],
+      // Nor may one of two tenants be dropped.
+      ['dead', 'discard', '--tenant', 'acme', '--tenant', 'globex', '--yes'],
+      ['dead', 'list', '--limit', '-5'],
     ]) {
       const refused = await runCli(args, env);
       expect(refused.code, args.join(' ')).toBe(2);

@@ -5,11 +5,12 @@
  * them for good and, like retry on everything, asks for --yes.
  */
 import type { Config } from '../config.js';
-import { withCommandPool } from '../db/pool.js';
 import type { Logger } from '../log/logger.js';
-import { changeDead, type DeadSelection, listDead, outboxStatements } from '../outbox/queries.js';
+import { changeDead, type DeadRow, type DeadSelection, listDead } from '../outbox/queries.js';
 import { toSqlExecutor } from '../outbox/sql-executor.js';
 import { UsageError } from './args.js';
+import { withMigratedOutbox } from './migrated-outbox.js';
+import { printable } from './terminal-text.js';
 
 /** Options of the dead command. */
 export interface DeadOptions {
@@ -18,12 +19,16 @@ export interface DeadOptions {
   all: boolean;
   yes: boolean;
   json: boolean;
-  limit: string | undefined;
+  /** Most rows to list (list only; undefined when not given). */
+  limit: number | undefined;
 }
+
+/** The largest row id (PostgreSQL bigint). */
+const MAX_ID = 2n ** 63n - 1n;
 
 function selection(action: string, options: DeadOptions): DeadSelection {
   for (const id of options.ids) {
-    if (!/^\d{1,19}$/.test(id))
+    if (!/^\d{1,19}$/.test(id) || BigInt(id) > MAX_ID)
       throw new UsageError(`--id expects a row id (a number), got '${id}'`);
   }
   const chosen = [options.ids.length > 0, options.tenant !== undefined, options.all].filter(
@@ -36,7 +41,20 @@ function selection(action: string, options: DeadOptions): DeadSelection {
   }
   if (action === 'list' && options.all)
     throw new UsageError('dead list takes --id or --tenant, not --all');
+  // Flags of list only: retry and discard change every selected row, and
+  // must not look as if they took only the first --limit of them.
+  if (action !== 'list' && (options.limit !== undefined || options.json))
+    throw new UsageError(`--${options.json ? 'json' : 'limit'} applies to dead list only`);
   return { ids: options.ids.length > 0 ? options.ids : null, tenantId: options.tenant ?? null };
+}
+
+/** One dead row for a person: id, tenant, destination, attempts, then its last error indented. */
+function describeRow(row: DeadRow): string {
+  const exchange = row.exchange === '' ? '(default)' : printable(row.exchange);
+  return (
+    `${row.id}  ${printable(row.tenant_id)}  ${exchange} ${printable(row.routing_key)}  attempts ${row.attempts}  dead ${row.dead_at.toISOString()}\n` +
+    `    ${printable(row.last_error ?? '')}\n`
+  );
 }
 
 /** Runs one dead-row action; returns the exit code. */
@@ -52,29 +70,20 @@ export async function deadCommand(
     );
   }
   const chosen = selection(action, options);
-  const limit = options.limit === undefined ? 100 : Number(options.limit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) {
-    throw new UsageError(`--limit expects an integer from 1 to 100000, got '${options.limit}'`);
-  }
   if ((action === 'discard' || (action === 'retry' && options.all)) && !options.yes) {
     throw new UsageError(
       `dead ${action} ${action === 'discard' ? 'deletes dead events for good' : 'retries every dead event'}; add --yes to confirm`,
     );
   }
-  const statements = outboxStatements(config.schema);
-  return withCommandPool(config, `dead ${action}`, logger, async (pool) => {
+  return withMigratedOutbox(config, `dead ${action}`, logger, async (pool, statements) => {
     if (action === 'list') {
-      const rows = await listDead(toSqlExecutor(pool), statements, chosen, limit);
+      const rows = await listDead(toSqlExecutor(pool), statements, chosen, options.limit ?? 100);
       if (options.json) {
         process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       } else if (rows.length === 0) {
         process.stdout.write('no dead events\n');
       } else {
-        for (const row of rows) {
-          process.stdout.write(
-            `${row.id}  ${row.tenant_id}  ${row.exchange || '(default)'} ${row.routing_key}  attempts ${row.attempts}  dead ${row.dead_at.toISOString()}\n    ${row.last_error ?? ''}\n`,
-          );
-        }
+        process.stdout.write(rows.map(describeRow).join(''));
       }
       return 0;
     }

@@ -15,8 +15,11 @@ Usage:
   outbox-relay purge --tenant T [--before TIME] --yes
                                                   discard a tenant's pending events
   outbox-relay <command> --help                   options of a command
+  outbox-relay --version                          the installed version
 
 Every option is also an environment variable; flags win over the environment.
+Options take their value as --name value or --name=value, and may be given once
+(--id of dead is the one repeatable option).
 Exit codes: 0 success, 1 failure (e.g. database unreachable), 2 bad usage or configuration.
 `;
 
@@ -27,7 +30,10 @@ export function commandHelp(
   extra: readonly ExtraFlag[] = [],
 ): string {
   const lines = [`Usage: ${usage}`, '', 'Options (flag / environment variable, default):'];
-  for (const flag of extra) lines.push(`  --${flag.name.padEnd(22)} ${flag.description}`);
+  for (const flag of extra) {
+    const name = flag.type === 'string' ? `${flag.name} <value>` : flag.name;
+    lines.push(`  --${name.padEnd(22)} ${flag.description}`);
+  }
   for (const [, spec] of settingsFor(scopes)) {
     lines.push(`${`  --${spec.flag} <value>`.padEnd(26)} ${spec.env} (default ${spec.default})`);
     lines.push(`${' '.repeat(27)}${spec.description}`);

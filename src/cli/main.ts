@@ -9,6 +9,7 @@ import { ConfigError, describeError, OutboxError } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import {
   type ExtraFlag,
+  integerFlag,
   type ParsedArgs,
   parseCommandArgs,
   stringFlag,
@@ -18,9 +19,11 @@ import {
 import { deadCommand } from './dead-command.js';
 import { commandHelp, MAIN_HELP } from './help.js';
 import { migrateCommand } from './migrate-command.js';
+import { packageVersion } from './package-version.js';
 import { purgeCommand } from './purge-command.js';
 import { runCommand } from './run-command.js';
 import { tenantsCommand } from './tenants-command.js';
+import { printable } from './terminal-text.js';
 
 const RUN_FLAGS: ExtraFlag[] = [
   { name: 'once', type: 'boolean', description: 'publish what is pending, then exit' },
@@ -92,7 +95,7 @@ const COMMANDS: Record<string, Command> = {
           all: args.extra.all === true,
           yes: args.extra.yes === true,
           json: args.extra.json === true,
-          limit: stringFlag(args, 'limit'),
+          limit: integerFlag(args, 'limit', { min: 1, max: 100_000 }),
         },
         log,
       ),
@@ -115,14 +118,35 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
+/** The command named `name`, or a usage error. */
+function commandNamed(name: string): Command {
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (command) return command;
+  if (name === '-v' || name === '-V')
+    throw new UsageError(`unknown option '${name}' (did you mean --version?)`);
+  if (name.startsWith('-'))
+    throw new UsageError(`expected a command before options, got '${name}'`);
+  throw new UsageError(`unknown command '${name}'`);
+}
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    const topic = name === 'help' ? rest[0] : undefined;
+    if (topic !== undefined) {
+      const command = commandNamed(topic);
+      process.stdout.write(commandHelp(command.usage, command.scopes, command.flags));
+      return 0;
+    }
     process.stdout.write(MAIN_HELP);
     return name === undefined ? 2 : 0;
   }
-  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
-  if (!command) throw new UsageError(`unknown command '${name}'`);
+  if (name === '--version') {
+    if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}' after --version`);
+    process.stdout.write(`${packageVersion()}\n`);
+    return 0;
+  }
+  const command = commandNamed(name);
   const args = parseCommandArgs(rest, command.scopes, command.flags);
   if (args.help) {
     process.stdout.write(commandHelp(command.usage, command.scopes, command.flags));
@@ -149,23 +173,20 @@ process.on('unhandledRejection', (reason) => {
   log.error('unhandled rejection', { error: reason });
 });
 
+/** One line on stderr; anything from outside (values, database errors) is escaped. */
+function fail(message: string, code: number): void {
+  process.stderr.write(`outbox-relay: ${printable(message)}\n`);
+  process.exitCode = code;
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
   (error: unknown) => {
-    if (error instanceof UsageError) {
-      process.stderr.write(`outbox-relay: ${error.message} (see outbox-relay --help)\n`);
-      process.exitCode = 2;
-    } else if (error instanceof ConfigError) {
-      process.stderr.write(`outbox-relay: ${error.message}\n`);
-      process.exitCode = 2;
-    } else if (error instanceof OutboxError) {
-      process.stderr.write(`outbox-relay: ${error.message}\n`);
-      process.exitCode = 1;
-    } else {
-      process.stderr.write(`outbox-relay: unexpected failure: ${describeError(error)}\n`);
-      process.exitCode = 1;
-    }
+    if (error instanceof UsageError) fail(`${error.message} (see outbox-relay --help)`, 2);
+    else if (error instanceof ConfigError) fail(error.message, 2);
+    else if (error instanceof OutboxError) fail(error.message, 1);
+    else fail(`unexpected failure: ${describeError(error)}`, 1);
   },
 );

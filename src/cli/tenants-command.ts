@@ -2,22 +2,39 @@
  * `outbox-relay tenants`: per tenant with pending events, how many, how old
  * the oldest is, and whether the tenant is paused or throttled right now
  * (evaluated with the same flag source and flags the relay uses).
+ *
+ * It never claims a state it does not know: when the flag source cannot be
+ * read, the relays may still hold tenants by the flags they loaded earlier,
+ * so every state is shown as unknown, with the reason, and the command exits 1.
  */
 import type { Config } from '../config.js';
-import { withCommandPool } from '../db/pool.js';
+import { describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { outboxStatements, tenantBacklog } from '../outbox/queries.js';
+import { type TenantBacklog, tenantBacklog } from '../outbox/queries.js';
 import { toSqlExecutor } from '../outbox/sql-executor.js';
+import type { TenantDecision, TenantGateStatus } from '../relay/tenant-gate.js';
 import { openTenantGate } from '../tenants/open-tenant-gate.js';
+import { withMigratedOutbox } from './migrated-outbox.js';
+import { printable } from './terminal-text.js';
+
+/** What a tenant's events are doing, as far as this command can tell. */
+export type TenantState = 'publishing' | 'paused' | 'throttled' | 'unknown';
 
 /** One line of the report. */
 export interface TenantReport {
   tenantId: string;
   pending: number;
   oldestPendingSeconds: number;
-  paused: boolean;
+  /** null when the state is unknown. */
+  paused: boolean | null;
   /** Events per second, when throttled. */
   rateLimit: number | null;
+  state: TenantState;
+}
+
+/** The flag source as reported: the gate's status and, when unavailable, why. */
+interface FlagSourceReport extends TenantGateStatus {
+  error: string | null;
 }
 
 function age(seconds: number): string {
@@ -27,53 +44,137 @@ function age(seconds: number): string {
   return `${Math.round(seconds / 86_400)}d`;
 }
 
+/**
+ * A logger for the gate of this one-shot command. The gate's lines are
+ * written for a long-running relay; here the command reports the source's
+ * state itself, in one line, so they go out at debug, and the failures among
+ * them (an `error` or an SDK `detail`) are kept as the reason.
+ */
+function flagSourceLogger(logger: Logger): { logger: Logger; reasons: string[] } {
+  const reasons: string[] = [];
+  const keep = (fields: Record<string, unknown> | undefined) => {
+    const found = fields?.error ?? fields?.detail;
+    if (found === undefined) return;
+    // The SDK prefixes its lines with "warn: [LaunchDarkly] ".
+    const reason = describeError(found).replace(/^\w+: \[LaunchDarkly\] /, '');
+    // Keep the most specific of messages that repeat one another.
+    if (reasons.some((kept) => kept.includes(reason))) return;
+    const kept = reasons.filter((other) => !reason.includes(other));
+    reasons.splice(0, reasons.length, ...kept, reason);
+  };
+  const debug = (message: string, fields?: Record<string, unknown>) =>
+    logger.debug(message, fields);
+  return {
+    reasons,
+    logger: {
+      debug,
+      info: debug,
+      warn: (message, fields) => {
+        keep(fields);
+        debug(message, fields);
+      },
+      error: (message, fields) => {
+        keep(fields);
+        debug(message, fields);
+      },
+    },
+  };
+}
+
+function sourceName(config: Config): string {
+  if (config.launchDarklySdkKey) return 'LaunchDarkly';
+  return `flags file ${config.flagsFile}`;
+}
+
+/** Evaluates the flags for `tenants`; undefined decisions when the source is unavailable. */
+async function evaluateFlags(
+  config: Config,
+  tenants: readonly string[],
+  logger: Logger,
+): Promise<{
+  source: FlagSourceReport;
+  decisions: ReadonlyMap<string, TenantDecision> | undefined;
+}> {
+  const captured = flagSourceLogger(logger);
+  const gate = await openTenantGate(config, captured.logger);
+  try {
+    const status = gate.status();
+    if (!status.initialized) {
+      const why = captured.reasons.slice(-3).join('; ') || 'it did not load';
+      return {
+        source: { ...status, error: `${sourceName(config)}: ${why}` },
+        decisions: undefined,
+      };
+    }
+    return { source: { ...status, error: null }, decisions: await gate.decide(tenants) };
+  } finally {
+    await gate.close();
+  }
+}
+
+function reportOf(
+  row: TenantBacklog,
+  decisions: ReadonlyMap<string, TenantDecision> | undefined,
+): TenantReport {
+  const decision = decisions?.get(row.tenant_id);
+  const line = {
+    tenantId: row.tenant_id,
+    pending: row.pending,
+    oldestPendingSeconds: Math.round(row.oldest_seconds),
+  };
+  if (!decision) return { ...line, paused: null, rateLimit: null, state: 'unknown' };
+  const rateLimit = decision.ratePerSecond ?? null;
+  const state = decision.paused ? 'paused' : rateLimit !== null ? 'throttled' : 'publishing';
+  return { ...line, paused: decision.paused, rateLimit, state };
+}
+
+function stateText(report: TenantReport): string {
+  if (report.state === 'unknown') return 'unknown (flags unavailable)';
+  if (report.state === 'throttled') return `throttled ${report.rateLimit}/s`;
+  return report.state;
+}
+
+function printTable(source: FlagSourceReport, report: readonly TenantReport[]): void {
+  const lines = [
+    `flag source: ${source.source}${source.error ? ` (unavailable: ${printable(source.error)})` : ''}`,
+  ];
+  const ids = report.map((r) => printable(r.tenantId));
+  const width = Math.max(6, ...ids.map((id) => id.length));
+  lines.push(`${'TENANT'.padEnd(width)}  ${'PENDING'.padStart(9)}  ${'OLDEST'.padStart(6)}  STATE`);
+  report.forEach((r, i) => {
+    lines.push(
+      `${(ids[i] ?? '').padEnd(width)}  ${String(r.pending).padStart(9)}  ${age(r.oldestPendingSeconds).padStart(6)}  ${stateText(r)}`,
+    );
+  });
+  if (report.length === 0) lines.push('(no pending events)');
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
 /** Prints the report (a table, or JSON with --json); returns the exit code. */
 export async function tenantsCommand(
   config: Config,
   options: { json: boolean },
   logger: Logger,
 ): Promise<number> {
-  return withCommandPool(config, 'tenants', logger, async (pool) => {
-    const backlog = await tenantBacklog(toSqlExecutor(pool), outboxStatements(config.schema));
-    const gate = await openTenantGate(config, logger);
-    let decisions: ReadonlyMap<string, { paused: boolean; ratePerSecond: number | undefined }>;
-    try {
-      decisions = await gate.decide(backlog.map((row) => row.tenant_id));
-    } finally {
-      await gate.close();
-    }
-    const report: TenantReport[] = backlog.map((row) => ({
-      tenantId: row.tenant_id,
-      pending: row.pending,
-      oldestPendingSeconds: Math.round(row.oldest_seconds),
-      paused: decisions.get(row.tenant_id)?.paused ?? false,
-      rateLimit: decisions.get(row.tenant_id)?.ratePerSecond ?? null,
-    }));
-    if (options.json) {
-      process.stdout.write(
-        `${JSON.stringify({ flagSource: gate.status(), tenants: report }, null, 2)}\n`,
-      );
-      return 0;
-    }
-    const status = gate.status();
+  const backlog = await withMigratedOutbox(config, 'tenants', logger, (pool, statements) =>
+    tenantBacklog(toSqlExecutor(pool), statements),
+  );
+  const flags = await evaluateFlags(
+    config,
+    backlog.map((row) => row.tenant_id),
+    logger,
+  );
+  const report = backlog.map((row) => reportOf(row, flags.decisions));
+  if (options.json) {
     process.stdout.write(
-      `flag source: ${status.source}${status.failing ? ` (unavailable, failing ${status.failing})` : ''}\n`,
+      `${JSON.stringify({ flagSource: flags.source, tenants: report }, null, 2)}\n`,
     );
-    const width = Math.max(6, ...report.map((r) => r.tenantId.length));
-    process.stdout.write(
-      `${'TENANT'.padEnd(width)}  ${'PENDING'.padStart(9)}  ${'OLDEST'.padStart(6)}  STATE\n`,
-    );
-    for (const r of report) {
-      const state = r.paused
-        ? 'paused'
-        : r.rateLimit !== null
-          ? `throttled ${r.rateLimit}/s`
-          : 'publishing';
-      process.stdout.write(
-        `${r.tenantId.padEnd(width)}  ${String(r.pending).padStart(9)}  ${age(r.oldestPendingSeconds).padStart(6)}  ${state}\n`,
-      );
-    }
-    if (report.length === 0) process.stdout.write('(no pending events)\n');
-    return 0;
-  });
+  } else {
+    printTable(flags.source, report);
+  }
+  if (flags.source.error === null) return 0;
+  process.stderr.write(
+    `outbox-relay: tenant flags unavailable (${printable(flags.source.error)}): tenant states are unknown\n`,
+  );
+  return 1;
 }

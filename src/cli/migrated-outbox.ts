@@ -1,0 +1,55 @@
+/**
+ * The database side of every command that reads or changes the outbox
+ * (tenants, dead, purge): a command pool on a schema that has been migrated.
+ * An unmigrated or half-migrated schema is one clear line telling the
+ * operator to run `outbox-relay migrate up`, never a raw
+ * "relation … does not exist".
+ */
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import { withCommandPool } from '../db/pool.js';
+import { describeError, OutboxError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { type OutboxStatements, outboxStatements, outboxTableExists } from '../outbox/queries.js';
+import { toSqlExecutor } from '../outbox/sql-executor.js';
+
+/** PostgreSQL's undefined_table: a relation the statement names is missing. */
+const UNDEFINED_TABLE = '42P01';
+
+function notMigrated(schema: string, error?: unknown): OutboxError {
+  const what = error
+    ? `the outbox schema ${schema} is not fully migrated (${describeError(error)})`
+    : `the outbox table ${schema}.messages does not exist`;
+  return new OutboxError(
+    'DATABASE_UNAVAILABLE',
+    `${what}: run \`outbox-relay migrate up\` first`,
+    error ? { cause: error } : undefined,
+  );
+}
+
+/**
+ * Opens a command pool (one clear error if PostgreSQL is unreachable),
+ * checks that the outbox table exists, runs `work`, always closes.
+ */
+export async function withMigratedOutbox<T>(
+  config: Config,
+  command: string,
+  logger: Logger,
+  work: (pool: pg.Pool, statements: OutboxStatements) => Promise<T>,
+): Promise<T> {
+  const statements = outboxStatements(config.schema);
+  return withCommandPool(config, command, logger, async (pool) => {
+    if (!(await outboxTableExists(toSqlExecutor(pool), statements))) {
+      throw notMigrated(config.schema);
+    }
+    try {
+      return await work(pool, statements);
+    } catch (error) {
+      // A table of a later migration (tenant_leases) may be missing too.
+      if ((error as { code?: unknown } | null)?.code === UNDEFINED_TABLE) {
+        throw notMigrated(config.schema, error);
+      }
+      throw error;
+    }
+  });
+}

@@ -1,0 +1,49 @@
+/**
+ * What `npm pack` ships from a clone that was never built: `prepack` builds
+ * first, so the tarball holds the compiled entry points, not only sources.
+ */
+import { execFile } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const ROOT = resolve(import.meta.dirname, '..');
+
+describe('npm pack', () => {
+  it('builds dist on an unbuilt clone, so the package carries its entry points and CLI', async () => {
+    const clone = mkdtempSync(join(tmpdir(), 'outbox-pack-'));
+    try {
+      for (const entry of ['package.json', 'tsconfig.json', 'tsconfig.build.json', 'src']) {
+        cpSync(join(ROOT, entry), join(clone, entry), { recursive: true });
+      }
+      for (const entry of ['migrations', 'docs', 'README.md']) {
+        cpSync(join(ROOT, entry), join(clone, entry), { recursive: true });
+      }
+      symlinkSync(join(ROOT, 'node_modules'), join(clone, 'node_modules'));
+      const { stdout } = await run(
+        'npm',
+        ['pack', '--dry-run', '--json', '--ignore-scripts=false'],
+        {
+          cwd: clone,
+          timeout: 120_000,
+          maxBuffer: 16 * 1024 * 1024,
+        },
+      );
+      // prepack's own output precedes npm's JSON.
+      const report = JSON.parse(stdout.slice(stdout.indexOf('\n[') + 1)) as {
+        files: { path: string }[];
+      }[];
+      const files = new Set(report[0]?.files.map((file) => file.path));
+      for (const path of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'package.json']) {
+        expect(files.has(path), path).toBe(true);
+      }
+      expect([...files].some((path) => path.startsWith('migrations/'))).toBe(true);
+      expect([...files].some((path) => path.startsWith('src/'))).toBe(false);
+    } finally {
+      rmSync(clone, { recursive: true, force: true });
+    }
+  });
+});

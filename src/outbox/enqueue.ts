@@ -78,7 +78,9 @@ function validateOptions(options: EnqueueOptions): {
  *
  * Every message is validated before anything is sent to the database: an
  * invalid one throws {@link InvalidMessageError} (code `INVALID_MESSAGE`, with
- * the field's name and the message's index) and the transaction stays usable.
+ * the field's name or path, e.g. `payload.items[3].price`, and the message's
+ * index) and the transaction stays usable. A value JSON, jsonb or AMQP would
+ * change or drop is invalid: see `encodeMessage`.
  *
  * Returns each row's id and message id, in input order.
  */
@@ -104,11 +106,18 @@ export async function enqueue(
   if (list.length === 0) return [];
   // Inside an OpenTelemetry span, every message carries its traceparent.
   const traceHeaders = activeTraceHeaders();
-  const rows: EncodedMessage[] = list.map((message, index) =>
-    encodeMessage(message, index, {
-      maxPayloadBytes,
-      ...(traceHeaders ? { defaultHeaders: traceHeaders } : {}),
-    }),
-  );
+  const encodeOptions = {
+    maxPayloadBytes,
+    ...(traceHeaders ? { defaultHeaders: traceHeaders } : {}),
+  };
+  // An indexed loop, not map: map skips the holes of a sparse array, which
+  // would reach the INSERT as NULL rows and abort the caller's transaction.
+  const rows: EncodedMessage[] = [];
+  for (let index = 0; index < list.length; index++) {
+    if (!(index in list)) {
+      throw new InvalidMessageError('message', index, 'is missing (a hole in a sparse array)');
+    }
+    rows.push(encodeMessage(list[index], index, encodeOptions));
+  }
   return insertMessages(toSqlExecutor(executor), statementsFor(schema), rows, { notify });
 }

@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { enqueue } from '../src/outbox/enqueue.js';
 import {
   type ClaimedRow,
   type ClaimParams,
   claimBatch,
+  claimValues,
   fetchPayloads,
 } from '../src/outbox/queries.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { createTestDatabase, holdLiveness, type TestDatabase } from './helpers/database.js';
 import { orderEvent } from './helpers/messages.js';
 
 let db: TestDatabase;
@@ -35,6 +36,8 @@ function params(relayId: string, change: Partial<ClaimParams> = {}): ClaimParams
     leaseMs: 60_000,
     pausedTenants: [],
     inFlight: [],
+    // These claims run outside a relay, with no liveness lock held.
+    requireLiveness: false,
     ...change,
   };
 }
@@ -113,16 +116,7 @@ async function claimAll(change: Partial<ClaimParams>, maxClaims: number): Promis
 async function explainClaim(p: ClaimParams) {
   const plan = await db.pool.query({
     text: `explain (analyze, buffers, format json) ${db.statements.claim}`,
-    values: [
-      p.relayId,
-      p.cursor,
-      p.maxTenants,
-      p.minRowsPerTenant,
-      p.batchSize,
-      p.leaseMs / 1000,
-      p.pausedTenants,
-      p.inFlight,
-    ],
+    values: claimValues(p),
   });
   const root = plan.rows[0]['QUERY PLAN'][0].Plan;
   const nodes: Record<string, unknown>[] = [];
@@ -152,6 +146,9 @@ describe('the claim', () => {
     );
     const relayA = randomUUID();
     const relayB = randomUUID();
+    // Relay A is alive: its liveness lock is held for the whole test.
+    const aliveA = await holdLiveness(db, relayA);
+    onTestFinished(() => aliveA.release());
     const first = await claimBatch(
       db.pool,
       db.statements,
@@ -273,7 +270,7 @@ describe('the claim', () => {
           await client.query('begin');
           const plan = await client.query({
             text: `explain (analyze, format json) ${db.statements.claim}`,
-            values: [randomUUID(), '', 100, 10, 500, 60, [], []],
+            values: claimValues(params(randomUUID())),
           });
           await client.query('rollback');
           expect(plan.rows[0]['QUERY PLAN'][0].JIT).toBeDefined();
@@ -471,5 +468,35 @@ describe('the claim with an ordering key blocked behind a failing row', () => {
     expect(stuck.every((r) => r.ordering_key !== 'K')).toBe(true);
     // 99,000 more blocked rows may cost only what a deeper index costs.
     expect(large.buffers).toBeLessThan(small.buffers * 1.5 + 100);
+  });
+
+  it("takes a tenant leased to a relay whose liveness lock is free at once, but never a live relay's before its lease ends", async () => {
+    await enqueue(db.pool, [orderEvent('x', 'a', 1), orderEvent('x', 'b', 1)], {
+      schema: db.schema,
+    });
+    const live = randomUUID();
+    const dead = randomUUID();
+    const alive = await holdLiveness(db, live);
+    onTestFinished(() => alive.release());
+    await db.pool.query(
+      `insert into "${db.schema}".tenant_leases (tenant_id, relay_id, leased_until)
+       values ('a', $1, now() + interval '1 hour'), ('b', $2, now() + interval '1 hour')`,
+      [live, dead],
+    );
+    const rows = await claimBatch(db.pool, db.statements, params(randomUUID()));
+    expect(rows.map((r) => r.tenant_id)).toEqual(['b']);
+  });
+
+  it('claims nothing for a relay that must hold its liveness lock and does not', async () => {
+    await enqueue(db.pool, orderEvent('x', 'a', 1), { schema: db.schema });
+    const relay = randomUUID();
+    expect(
+      await claimBatch(db.pool, db.statements, params(relay, { requireLiveness: true })),
+    ).toEqual([]);
+    const alive = await holdLiveness(db, relay);
+    onTestFinished(() => alive.release());
+    expect(
+      await claimBatch(db.pool, db.statements, params(relay, { requireLiveness: true })),
+    ).toHaveLength(1);
   });
 });

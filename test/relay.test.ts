@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { enqueue } from '../src/outbox/enqueue.js';
+import { holdLiveness } from './helpers/database.js';
 import { useOutboxFixture } from './helpers/fixture.js';
 import { orderEvent } from './helpers/messages.js';
 import { createTestRelay } from './helpers/relay.js';
@@ -165,13 +166,17 @@ describe('Relay.runOnce', () => {
     await enqueue(fixture.db.pool, orderEvent(fixture.broker.exchange, 'acme', 1), {
       schema: fixture.db.schema,
     });
-    // Another relay holds acme (and then "dies": it never publishes or renews).
+    // Another relay holds acme, and stays alive (its liveness lock held) but
+    // stalls: it never publishes or renews.
+    const other = randomUUID();
+    const alive = await holdLiveness(fixture.db, other);
     await fixture.db.pool.query(
       `insert into "${fixture.db.schema}".tenant_leases (tenant_id, relay_id, leased_until)
        values ('acme', $1, now() + interval '1 hour')`,
-      [randomUUID()],
+      [other],
     );
     const { relay, close } = await createTestRelay(fixture.db, fixture.broker.url);
+    onTestFinished(() => alive.release());
     try {
       expect((await relay.runOnce()).claimed).toBe(0);
       await fixture.db.pool.query(
@@ -183,6 +188,28 @@ describe('Relay.runOnce', () => {
       );
       expect(rows).toHaveLength(1);
       expect(rows[0].relay_id).not.toBeNull();
+    } finally {
+      await close();
+    }
+  });
+
+  it('takes over at once a tenant whose relay died (its liveness lock is free), with an hour left on the lease', async () => {
+    await enqueue(fixture.db.pool, orderEvent(fixture.broker.exchange, 'acme', 1), {
+      schema: fixture.db.schema,
+    });
+    const other = randomUUID();
+    const alive = await holdLiveness(fixture.db, other);
+    await fixture.db.pool.query(
+      `insert into "${fixture.db.schema}".tenant_leases (tenant_id, relay_id, leased_until)
+       values ('acme', $1, now() + interval '1 hour')`,
+      [other],
+    );
+    const { relay, close } = await createTestRelay(fixture.db, fixture.broker.url);
+    try {
+      expect((await relay.runOnce()).claimed).toBe(0);
+      // The other relay's session ends, as when its process is killed.
+      await alive.release();
+      expect((await relay.runOnce()).published).toBe(1);
     } finally {
       await close();
     }

@@ -55,7 +55,8 @@ function checkValue(value: unknown, path: string, depth: number): string | undef
     return undefined;
   }
   if (Buffer.isBuffer(value)) return undefined;
-  if (Object.hasOwn(value, '!')) {
+  // Only nested tables: amqplib reads a '!' key as a type tag in a value, not in the headers table itself.
+  if (path !== '' && Object.hasOwn(value, '!')) {
     return `${describePath(path)} has a '!' key, which the AMQP client reads as a type tag`;
   }
   for (const [key, inner] of Object.entries(value)) {

@@ -40,6 +40,16 @@ import type { SqlExecutor } from './sql-executor.js';
 /** What an outbox schema name may be: a lower-case SQL identifier, never quoted by users. */
 export const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
+const LIVENESS_KEY_PREFIX = 'outbox-relay:live:';
+
+/**
+ * The text whose hash is a relay's liveness lock: held, at session level, by
+ * a connection of the relay's own while it lives (see src/relay/relay-liveness.ts).
+ */
+export function livenessKey(schema: string, relayId: string): string {
+  return `${LIVENESS_KEY_PREFIX}${schema}:${relayId}`;
+}
+
 /** Statement texts for one outbox schema, built once. */
 export interface OutboxStatements {
   readonly schema: string;
@@ -49,6 +59,8 @@ export interface OutboxStatements {
   /** Whether the messages table exists (migrated). */
   readonly tableExists: string;
   readonly beginClaim: string;
+  /** Takes this relay's liveness lock for the session ($1: its key, see {@link livenessKey}). */
+  readonly holdLiveness: string;
   readonly insert: string;
   readonly insertAndNotify: string;
   readonly insertOne: string;
@@ -92,6 +104,9 @@ export function outboxStatements(schema: string): OutboxStatements {
   // 0003) holds them: hashes, and no tenant_id column, so that index can serve
   // no tenant_id condition and the tenant reads keep to messages_pending_idx.
   const tenantHash = 'hashtextextended(m.tenant_id, 0)';
+  // A relay's liveness lock, from its id (an SQL expression): the same key as livenessKey().
+  const liveKey = (relayId: string) =>
+    `hashtextextended('${LIVENESS_KEY_PREFIX}${schema}:' || ${relayId}, 0)`;
   const keyHash = 'hashtextextended(coalesce(m.ordering_key, m.tenant_id), 0)';
   return {
     schema,
@@ -105,6 +120,7 @@ export function outboxStatements(schema: string): OutboxStatements {
     // per claim against ~6 ms to run it (measured at 1M rows).
     beginClaim: `begin isolation level read committed;
       select pg_advisory_xact_lock(hashtextextended('outbox-relay:claim:${schema}', 0)), set_config('jit', 'off', true)`,
+    holdLiveness: 'select pg_try_advisory_lock(hashtextextended($1, 0)) as held',
     insert: `insert into ${t} (${insertColumns}) ${unnest} returning id::text as id, message_id::text as message_id`,
     // One message, the common case: plain VALUES, so the payload travels as a
     // binary parameter (pg sends bytea[] elements as hex text).
@@ -119,7 +135,7 @@ export function outboxStatements(schema: string): OutboxStatements {
       select inserted.id::text as id, inserted.message_id::text as message_id from inserted cross join notified`,
     // $1 relay id, $2 round-robin cursor (last tenant served), $3 most tenants to visit,
     // $4 fewest rows to read per tenant, $5 batch size, $6 lease seconds, $7 paused tenants,
-    // $8 ids this relay has in flight.
+    // $8 ids this relay has in flight, $9 whether this relay must hold its liveness lock.
     // The tenant and key probes read a heap column (created_at) on purpose: a plain
     // index scan marks the index entries of deleted rows dead as it passes
     // them, where an index-only scan would fetch them again on every claim.
@@ -145,13 +161,25 @@ export function outboxStatements(schema: string): OutboxStatements {
         ) nx
         where v.n < $3 and not (nx.wrapped and nx.tenant_id > $2)
       ),
-      -- Tenants nobody else holds: unleased, leased to this relay, or expired.
+      -- Whether this relay may claim: it holds its liveness lock (on a
+      -- session of its own), so the try below, from this session, fails. A
+      -- relay that lost that session without noticing yet claims nothing.
+      alive as (
+        select case when $9::bool then not pg_try_advisory_xact_lock(${liveKey('$1::uuid::text')}) else true end as ok
+      ),
+      -- Tenants nobody else holds: unleased, leased to this relay, expired,
+      -- or leased to a relay whose liveness lock is free (it died: its
+      -- session ended). The try takes that lock until this claim commits.
       open_tenants as (
         select v.tenant_id, v.n
         from visit v
         left join ${leases} l on l.tenant_id = v.tenant_id
-        where v.tenant_id <> all ($7::text[])
-          and (l.tenant_id is null or l.relay_id = $1 or l.leased_until < now())
+        where (select ok from alive)
+          and v.tenant_id <> all ($7::text[])
+          and case
+            when l.tenant_id is null or l.relay_id = $1 or l.leased_until < now() then true
+            else pg_try_advisory_xact_lock(${liveKey('l.relay_id::text')})
+          end
       ),
       share as (
         select greatest($4::int, ceil($5::numeric / greatest(count(*), 1)))::int as rows_per_tenant
@@ -457,6 +485,23 @@ export interface ClaimParams {
   pausedTenants: readonly string[];
   /** Ids this relay has claimed and not yet settled: the claim skips them. */
   inFlight: readonly string[];
+  /** Claim nothing unless this relay holds its liveness lock (default true). */
+  requireLiveness?: boolean;
+}
+
+/** The claim statement's positional parameters ($1 … $9), from named ones. */
+export function claimValues(params: ClaimParams): unknown[] {
+  return [
+    params.relayId,
+    params.cursor,
+    params.maxTenants,
+    params.minRowsPerTenant,
+    params.batchSize,
+    params.leaseMs / 1000,
+    params.pausedTenants,
+    params.inFlight,
+    params.requireLiveness ?? true,
+  ];
 }
 
 /**
@@ -475,16 +520,7 @@ export async function claimBatch(
     const result = await client.query<ClaimedRow>({
       name: `outbox_claim_${statements.schema}`,
       text: statements.claim,
-      values: [
-        params.relayId,
-        params.cursor,
-        params.maxTenants,
-        params.minRowsPerTenant,
-        params.batchSize,
-        params.leaseMs / 1000,
-        params.pausedTenants,
-        params.inFlight,
-      ],
+      values: claimValues(params),
     });
     return result.rows.sort((a, b) => compareIds(a.id, b.id));
   });

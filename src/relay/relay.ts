@@ -29,6 +29,7 @@ import {
 } from '../outbox/queries.js';
 import { type SqlExecutor, toSqlExecutor } from '../outbox/sql-executor.js';
 import type { OutgoingMessage, Publisher, PublishResult } from './publisher.js';
+import { RelayLiveness } from './relay-liveness.js';
 import { ignoreRelayEvents, type RelayObserver } from './relay-observer.js';
 import type { TenantGate } from './tenant-gate.js';
 import { TenantThrottle } from './tenant-throttle.js';
@@ -131,6 +132,7 @@ export class Relay {
   private readonly throttle = new TenantThrottle();
   private readonly observer: RelayObserver;
   private claimFailure: ClaimFailure | undefined;
+  private readonly liveness: RelayLiveness;
 
   constructor(
     private readonly options: RelayOptions,
@@ -139,6 +141,12 @@ export class Relay {
     this.wake = deps.wake ?? new WakeSignal();
     this.db = toSqlExecutor(deps.pool);
     this.observer = deps.observer ?? ignoreRelayEvents;
+    this.liveness = new RelayLiveness({
+      pool: deps.pool,
+      statements: deps.statements,
+      relayId: options.relayId,
+      logger: deps.logger,
+    });
   }
 
   /** Rows claimed by this relay whose batch has not ended yet. */
@@ -163,9 +171,10 @@ export class Relay {
 
   /** One pass: claim a batch, publish it, settle it. Returns what it did. */
   async runOnce(): Promise<PassResult> {
+    const claimedAt = Date.now();
     const rows = await this.claim();
     if (rows.length === 0) return { ...EMPTY };
-    return this.publishAndSettle(rows, this.takePublishTurn());
+    return this.publishAndSettle(rows, this.takePublishTurn(), claimedAt);
   }
 
   /**
@@ -205,7 +214,8 @@ export class Relay {
 
   /**
    * Stops claiming, waits up to the shutdown timeout for batches in flight,
-   * then gives back every lease still held. Does not close the publisher or the pool.
+   * then gives back every lease still held and the liveness lock. Does not
+   * close the publisher or the pool. Also ends a relay that only ran passes.
    */
   async stop(): Promise<void> {
     this.stopping = true;
@@ -222,6 +232,7 @@ export class Relay {
       });
     }
     await this.releaseAll();
+    await this.liveness.stop();
   }
 
   /**
@@ -326,6 +337,7 @@ export class Relay {
         continue;
       }
       let rows: ClaimedRow[];
+      const claimedAt = Date.now();
       try {
         rows = await this.claim();
         failures = 0;
@@ -347,13 +359,15 @@ export class Relay {
         continue;
       }
       const turn = this.takePublishTurn();
-      const batch = limit(() => this.publishAndSettle(rows, turn)).catch((error: unknown) => {
-        // The outcome could not be recorded: the rows are still pending, and
-        // once out of the in-flight set this relay (which still holds the
-        // tenant) claims them again — published again, at least once.
-        this.landed(rows);
-        this.deps.logger.error('batch failed', { error });
-      });
+      const batch = limit(() => this.publishAndSettle(rows, turn, claimedAt)).catch(
+        (error: unknown) => {
+          // The outcome could not be recorded: the rows are still pending, and
+          // once out of the in-flight set this relay (which still holds the
+          // tenant) claims them again — published again, at least once.
+          this.landed(rows);
+          this.deps.logger.error('batch failed', { error });
+        },
+      );
       this.batches.add(batch);
       void batch.finally(() => this.batches.delete(batch));
       if (rows.length < this.options.batchSize && !rows[0]?.more) {
@@ -406,6 +420,9 @@ export class Relay {
   }
 
   private async claim(): Promise<ClaimedRow[]> {
+    if (!(await this.liveness.ensure())) {
+      throw new Error('this relay does not hold its liveness lock; not claiming');
+    }
     const started = performance.now();
     const rows = await claimBatch(this.deps.pool, this.deps.statements, {
       relayId: this.options.relayId,
@@ -424,9 +441,22 @@ export class Relay {
     return rows;
   }
 
+  /**
+   * Fencing: whether this relay may still publish what it claimed at
+   * `claimedAt`. Not once it knows its liveness lock lost (its tenants may
+   * have failed over already), nor past the lease that claim took (after a
+   * stall, another relay may hold the tenants).
+   */
+  private mayPublish(claimedAt: number): string | undefined {
+    if (!this.liveness.held()) return 'the liveness lock is lost';
+    if (Date.now() >= claimedAt + this.options.leaseMs) return 'the claim lease has expired';
+    return undefined;
+  }
+
   private async publishAndSettle(
     claimed: readonly ClaimedRow[],
     turn: PublishTurn,
+    claimedAt: number,
   ): Promise<PassResult> {
     let rows: readonly ClaimedRow[] = claimed;
     let held: ClaimedRow[] = [];
@@ -446,6 +476,16 @@ export class Relay {
       // takes effect within one batch. Paused tenants' rows are held; a
       // throttled tenant publishes its oldest rows up to its budget.
       ({ held, toPublish } = await this.applyGate(rows));
+      const fenced = this.mayPublish(claimedAt);
+      if (fenced !== undefined && toPublish.length > 0) {
+        // Left pending: whoever holds the tenants now publishes them.
+        this.deps.logger.warn('not publishing a claimed batch: fenced', {
+          reason: fenced,
+          rows: toPublish.length,
+        });
+        held = [...held, ...toPublish];
+        toPublish = [];
+      }
 
       // publish() enqueues synchronously; only then may the next batch enqueue.
       publishStarted = performance.now();

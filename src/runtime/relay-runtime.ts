@@ -174,9 +174,9 @@ export async function openRelayRuntime(
   const unsubscribe = gate.onChange(() => wake.ring());
 
   const close = async () => {
-    // Gives the tenants back at once (a no-op after stop()), so a relay
-    // started next need not wait for the leases to expire (`run --once`).
-    await relay.releaseAll();
+    // Gives the tenants and the liveness lock back at once (again, after
+    // stop()), so a relay started next need not wait (`run --once`).
+    await relay.stop();
     unsubscribe();
     await gate.close();
     // The relay's stop() already waited for confirms within the shutdown timeout.

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { type OutboxStatements, outboxStatements } from '../../src/outbox/queries.js';
+import { livenessKey, type OutboxStatements, outboxStatements } from '../../src/outbox/queries.js';
 import { migrateUp } from '../../src/schema/migrator.js';
 
 /** A migrated outbox schema and a pool on it. */
@@ -57,4 +57,22 @@ export async function createTestDatabase(prefix: string): Promise<TestDatabase> 
       await pool.end();
     },
   };
+}
+
+/**
+ * Holds relay `relayId`'s liveness lock on a connection of its own, as a
+ * live relay does; `release()` ends that session (the relay "dies").
+ */
+export async function holdLiveness(
+  db: TestDatabase,
+  relayId: string,
+): Promise<{ release(): Promise<void> }> {
+  const client = new pg.Client({ connectionString: db.url });
+  client.on('error', () => undefined);
+  await client.connect();
+  const { rows } = await client.query(db.statements.holdLiveness, [
+    livenessKey(db.schema, relayId),
+  ]);
+  if (!rows[0]?.held) throw new Error(`liveness lock of ${relayId} already held`);
+  return { release: () => client.end() };
 }

@@ -259,6 +259,15 @@ export const SETTINGS = {
     description: 'Unconfirmed messages allowed on the connection (the sliding confirm window)',
     parse: integer(1, 100_000),
   }),
+  stallTimeoutMs: setting({
+    env: 'OUTBOX_STALL_TIMEOUT',
+    flag: 'stall-timeout',
+    scope: 'relay',
+    default: '60s',
+    description:
+      'How long the relay loop may go without progress (a claim, an empty poll, a known wait) before /healthz answers 503',
+    parse: duration(1000, 3_600_000),
+  }),
   maxMessageBytes: setting({
     env: 'OUTBOX_MAX_MESSAGE_BYTES',
     flag: 'max-message-bytes',
@@ -436,6 +445,32 @@ export const SETTINGS = {
     description: 'Send analytics events to LaunchDarkly',
     parse: boolean,
   }),
+  launchDarklyRedisUrl: setting({
+    env: 'LAUNCHDARKLY_REDIS_URL',
+    flag: 'launchdarkly-redis-url',
+    scope: 'flags',
+    default: '',
+    description:
+      "Redis persistent store of the LaunchDarkly SDK (the Relay Proxy's store): flags are cached there, or read only from there in daemon mode",
+    parse: optionalUrl(['redis:', 'rediss:']),
+  }),
+  launchDarklyRedisPrefix: setting({
+    env: 'LAUNCHDARKLY_REDIS_PREFIX',
+    flag: 'launchdarkly-redis-prefix',
+    scope: 'flags',
+    default: 'launchdarkly',
+    description: 'Key prefix of the LaunchDarkly data in Redis (as the Relay Proxy writes it)',
+    parse: text,
+  }),
+  launchDarklyDaemonMode: setting({
+    env: 'LAUNCHDARKLY_DAEMON_MODE',
+    flag: 'launchdarkly-daemon-mode',
+    scope: 'flags',
+    default: 'false',
+    description:
+      'Read flags only from the Redis store a Relay Proxy fills (no connection to LaunchDarkly); needs LAUNCHDARKLY_REDIS_URL',
+    parse: boolean,
+  }),
   publishFlagKey: setting({
     env: 'OUTBOX_PUBLISH_FLAG',
     flag: 'publish-flag',
@@ -498,6 +533,14 @@ export function loadConfig(
     } else {
       config[key] = spec.parse(spec.default, spec.env);
     }
+  }
+  if (config.launchDarklyDaemonMode && !config.launchDarklyRedisUrl) {
+    throw new ConfigError(
+      env.LAUNCHDARKLY_DAEMON_MODE !== undefined
+        ? 'LAUNCHDARKLY_DAEMON_MODE'
+        : '--launchdarkly-daemon-mode',
+      'daemon mode reads flags from Redis: set LAUNCHDARKLY_REDIS_URL too',
+    );
   }
   if (config.flagsFile && config.launchDarklySdkKey) {
     throw new ConfigError(

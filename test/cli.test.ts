@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -24,13 +25,34 @@ afterAll(async () => {
   await pool?.end();
 });
 
+/** The migrations in migrations/, in order: what `migrate up` applies. */
+const MIGRATIONS = readdirSync(new URL('../migrations/', import.meta.url))
+  .filter((file) => file.endsWith('.up.sql'))
+  .map((file) => file.replace(/\.up\.sql$/, ''))
+  .sort();
+
+function appliedLines(names: readonly string[]): string {
+  return names.map((name) => `applied ${name}\n`).join('');
+}
+
+function pendingLines(names: readonly string[]): string {
+  return names.map((name) => `${name}  pending\n`).join('');
+}
+
+/** `migrate status` with the first `applied` migrations applied and the rest pending. */
+function statusPattern(applied: number): RegExp {
+  const lines = MIGRATIONS.map((name, i) =>
+    i < applied ? `${name} {2}applied \\d{4}-.*\\n` : `${name} {2}pending\\n`,
+  );
+  return new RegExp(`^${lines.join('')}$`);
+}
+
 describe('outbox-relay as ops run it', () => {
   it('migrates, publishes 10,000 messages of several tenants exactly once and in order, and exits 0 on SIGTERM', async () => {
     const migrated = await runCli(['migrate', 'up'], env);
     expect(migrated).toMatchObject({
       code: 0,
-      stdout:
-        'applied 0001_create_outbox\napplied 0002_lease_tenants\napplied 0003_pending_by_key\n',
+      stdout: appliedLines(MIGRATIONS),
     });
 
     const tenants = ['acme', 'globex', 'initech', 'umbrella', 'hooli'];
@@ -194,47 +216,31 @@ describe('outbox-relay migrate on an empty database', () => {
     try {
       expect(await runCli(['migrate', 'status'], dbEnv)).toMatchObject({
         code: 0,
-        stdout:
-          '0001_create_outbox  pending\n0002_lease_tenants  pending\n0003_pending_by_key  pending\n',
+        stdout: pendingLines(MIGRATIONS),
       });
       expect(await runCli(['migrate', 'up'], dbEnv)).toMatchObject({
         code: 0,
-        stdout:
-          'applied 0001_create_outbox\napplied 0002_lease_tenants\napplied 0003_pending_by_key\n',
+        stdout: appliedLines(MIGRATIONS),
       });
       expect(await runCli(['migrate', 'up'], dbEnv)).toMatchObject({
         code: 0,
         stdout: 'schema outbox is up to date\n',
       });
       expect((await runCli(['migrate', 'status'], dbEnv)).stdout).toMatch(
-        /^0001_create_outbox {2}applied \d{4}-.*\n0002_lease_tenants {2}applied \d{4}-.*\n0003_pending_by_key {2}applied \d{4}-/,
+        statusPattern(MIGRATIONS.length),
       );
-      // down reverts one step at a time.
-      expect(await runCli(['migrate', 'down'], dbEnv)).toMatchObject({
-        code: 0,
-        stdout: 'reverted 0003_pending_by_key\n',
-      });
-      expect((await runCli(['migrate', 'status'], dbEnv)).stdout).toMatch(
-        /^0001_create_outbox {2}applied \d{4}-.*\n0002_lease_tenants {2}applied \d{4}-.*\n0003_pending_by_key {2}pending\n$/,
-      );
-      expect(await runCli(['migrate', 'down'], dbEnv)).toMatchObject({
-        code: 0,
-        stdout: 'reverted 0002_lease_tenants\n',
-      });
-      expect((await runCli(['migrate', 'status'], dbEnv)).stdout).toMatch(
-        /^0001_create_outbox {2}applied \d{4}-.*\n0002_lease_tenants {2}pending\n0003_pending_by_key {2}pending\n$/,
-      );
-      expect(await runCli(['migrate', 'down'], dbEnv)).toMatchObject({
-        code: 0,
-        stdout: 'reverted 0001_create_outbox\n',
-      });
-      expect((await runCli(['migrate', 'status'], dbEnv)).stdout).toBe(
-        '0001_create_outbox  pending\n0002_lease_tenants  pending\n0003_pending_by_key  pending\n',
-      );
+      // down reverts one step at a time, the newest first.
+      for (let left = MIGRATIONS.length - 1; left >= 0; left--) {
+        expect(await runCli(['migrate', 'down'], dbEnv)).toMatchObject({
+          code: 0,
+          stdout: `reverted ${MIGRATIONS[left]}\n`,
+        });
+        expect((await runCli(['migrate', 'status'], dbEnv)).stdout).toMatch(statusPattern(left));
+      }
+      expect((await runCli(['migrate', 'status'], dbEnv)).stdout).toBe(pendingLines(MIGRATIONS));
       expect(await runCli(['migrate', 'up'], dbEnv)).toMatchObject({
         code: 0,
-        stdout:
-          'applied 0001_create_outbox\napplied 0002_lease_tenants\napplied 0003_pending_by_key\n',
+        stdout: appliedLines(MIGRATIONS),
       });
       const check = new pg.Client({ connectionString: url.toString() });
       await check.connect();

@@ -301,11 +301,14 @@ export function outboxStatements(schema: string): OutboxStatements {
         ) c
         order by position, n limit $5
       ),
+      -- The lease, and the tenant's count of claimed rows (its write rate; migration 0004).
       leased as (
-        insert into ${leases} (tenant_id, relay_id, leased_until)
-        select distinct tenant_id, $1::uuid, now() + make_interval(secs => $6) from picked
+        insert into ${leases} (tenant_id, relay_id, leased_until, claimed)
+        select tenant_id, $1::uuid, now() + make_interval(secs => $6), count(*) from picked
+        group by tenant_id
         on conflict (tenant_id) do update
-          set relay_id = excluded.relay_id, leased_until = excluded.leased_until
+          set relay_id = excluded.relay_id, leased_until = excluded.leased_until,
+            claimed = ${leases}.claimed + excluded.claimed
       )
       -- '= any(array(...))': O(batch) primary-key lookups, never a join against
       -- the whole table. No payload here: the claim runs under the claim lock,
@@ -319,10 +322,12 @@ export function outboxStatements(schema: string): OutboxStatements {
       where m.id = any (array(select id from picked))`,
     deletePublished: `delete from ${t} where id = any ($1::bigint[])`,
     markPublished: `update ${t} set published_at = now() where id = any ($1::bigint[])`,
-    releaseLeases: `delete from ${leases} where relay_id = $1`,
-    // An expired lease means the same as none; removing it keeps the table as
-    // small as the number of tenants being published right now.
-    sweepLeases: `delete from ${leases} where leased_until < now() returning 1`,
+    // Ends this relay's leases; the rows stay for their claimed counts (migration 0004).
+    releaseLeases: `update ${leases} set leased_until = now() - interval '1 second'
+      where relay_id = $1 and leased_until >= now() - interval '1 second'`,
+    // An expired lease means the same as none. Rows idle for an hour go, so
+    // the table stays about as small as the number of tenants writing lately.
+    sweepLeases: `delete from ${leases} where leased_until < now() - interval '1 hour' returning 1`,
     // Ops: pending rows per tenant with the age of the oldest (scans the pending rows).
     tenantBacklog: `select tenant_id, pending::int as pending,
         extract(epoch from now() - oldest)::float8 as oldest_seconds

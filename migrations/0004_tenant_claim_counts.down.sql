@@ -1,0 +1,1 @@
+alter table tenant_leases drop column claimed;

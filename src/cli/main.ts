@@ -38,6 +38,16 @@ const DEAD_FLAGS: ExtraFlag[] = [
 ];
 const TENANTS_FLAGS: ExtraFlag[] = [
   { name: 'json', type: 'boolean', description: 'print JSON for scripts' },
+  {
+    name: 'top',
+    type: 'boolean',
+    description: 'tenants by write rate: a live view (with --json, one report over one interval)',
+  },
+  {
+    name: 'interval',
+    type: 'string',
+    description: 'seconds between two reads of --top (default 2)',
+  },
 ];
 const PURGE_FLAGS: ExtraFlag[] = [
   { name: 'tenant', type: 'string', description: 'the tenant whose pending events to discard' },
@@ -74,11 +84,20 @@ const COMMANDS: Record<string, Command> = {
     run: (args, config, log) => runCommand(config, { once: args.extra.once === true }, log),
   },
   tenants: {
-    usage: 'outbox-relay tenants [--json] [options]',
+    usage: 'outbox-relay tenants [--top [--interval SECONDS]] [--json] [options]',
     scopes: ['database', 'flags'],
     flags: TENANTS_FLAGS,
     positionals: 0,
-    run: (args, config, log) => tenantsCommand(config, { json: args.extra.json === true }, log),
+    run: (args, config, log) =>
+      tenantsCommand(
+        config,
+        {
+          json: args.extra.json === true,
+          top: args.extra.top === true,
+          intervalMs: (integerFlag(args, 'interval', { min: 1, max: 3600 }) ?? 2) * 1000,
+        },
+        log,
+      ),
   },
   dead: {
     usage: 'outbox-relay dead list|retry|discard [--id ID ... | --tenant T | --all] [options]',

@@ -153,7 +153,7 @@ function printTable(source: FlagSourceReport, report: readonly TenantReport[]): 
 /** Prints the report (a table, or JSON with --json); returns the exit code. */
 export async function tenantsCommand(
   config: Config,
-  options: { json: boolean },
+  options: { json: boolean; top?: boolean; intervalMs?: number },
   logger: Logger,
 ): Promise<number> {
   const backlog = await withMigratedOutbox(config, 'tenants', logger, (pool, statements) =>

@@ -24,8 +24,9 @@ export async function runCommand(
     process.stdout.write(`${JSON.stringify(result)}\n`);
     await runtime.close();
     if (result.failed > 0) {
+      const retried = result.failed - result.dead;
       process.stderr.write(
-        `outbox-relay: ${result.failed} messages failed to publish; they stay in the outbox and will be retried\n`,
+        `outbox-relay: ${result.failed} messages failed to publish: ${retried} stay pending and will be retried, ${result.dead} went dead (see \`outbox-relay dead list\`)\n`,
       );
       return 1;
     }

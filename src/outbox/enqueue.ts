@@ -34,6 +34,13 @@ export interface EnqueueOptions {
    * concurrency.
    */
   notify?: boolean;
+  /**
+   * Use named prepared statements (default false). They save PostgreSQL a
+   * parse per call, but a transaction pooler (PgBouncer in transaction mode,
+   * Supavisor, RDS Proxy) cannot keep them: turn this on only with a direct
+   * or session-pooled connection.
+   */
+  preparedStatements?: boolean;
 }
 
 /** Most messages one `enqueue` call accepts (one INSERT statement). */
@@ -54,6 +61,7 @@ function validateOptions(options: EnqueueOptions): {
   schema: string;
   maxPayloadBytes: number;
   notify: boolean;
+  preparedStatements: boolean;
 } {
   const schema = options.schema ?? 'outbox';
   if (!SCHEMA_NAME.test(schema)) {
@@ -67,7 +75,12 @@ function validateOptions(options: EnqueueOptions): {
   if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 1) {
     throw new InvalidMessageError('options.maxPayloadBytes', 0, 'must be a positive integer');
   }
-  return { schema, maxPayloadBytes, notify: options.notify === true };
+  return {
+    schema,
+    maxPayloadBytes,
+    notify: options.notify === true,
+    preparedStatements: options.preparedStatements === true,
+  };
 }
 
 /**
@@ -94,7 +107,7 @@ export async function enqueue(
       'enqueue: expected a Kysely instance or transaction, or a pg Client/PoolClient (an object with a query method)',
     );
   }
-  const { schema, maxPayloadBytes, notify } = validateOptions(options);
+  const { schema, maxPayloadBytes, notify, preparedStatements } = validateOptions(options);
   const list: readonly unknown[] = Array.isArray(messages) ? messages : [messages];
   if (list.length > MAX_MESSAGES_PER_CALL) {
     throw new InvalidMessageError(
@@ -119,5 +132,8 @@ export async function enqueue(
     }
     rows.push(encodeMessage(list[index], index, encodeOptions));
   }
-  return insertMessages(toSqlExecutor(executor), statementsFor(schema), rows, { notify });
+  return insertMessages(toSqlExecutor(executor), statementsFor(schema), rows, {
+    notify,
+    preparedStatements,
+  });
 }

@@ -399,8 +399,11 @@ export async function insertMessages(
   db: SqlExecutor,
   statements: OutboxStatements,
   rows: readonly EncodedMessage[],
-  options: { notify: boolean },
+  options: { notify: boolean; preparedStatements?: boolean },
 ): Promise<InsertedMessage[]> {
+  // Unnamed by default: a transaction pooler (PgBouncer in transaction mode,
+  // Supavisor, RDS Proxy) cannot keep a named statement on one client.
+  const named = (name: string) => (options.preparedStatements ? name : undefined);
   if (rows.length === 1) {
     const r = rows[0] as EncodedMessage;
     const values: unknown[] = [
@@ -418,7 +421,7 @@ export async function insertMessages(
     const [row] = await db.run<{ id: string; message_id: string }>(
       options.notify ? statements.insertOneAndNotify : statements.insertOne,
       values,
-      `outbox_insert_one_${options.notify ? 'notify_' : ''}${statements.schema}`,
+      named(`outbox_insert_one_${options.notify ? 'notify_' : ''}${statements.schema}`),
     );
     return [{ id: row?.id ?? '', messageId: r.messageId }];
   }
@@ -438,7 +441,7 @@ export async function insertMessages(
   const inserted = await db.run<{ id: string; message_id: string }>(
     text,
     values,
-    `outbox_insert_${options.notify ? 'notify_' : ''}${statements.schema}`,
+    named(`outbox_insert_${options.notify ? 'notify_' : ''}${statements.schema}`),
   );
   // Map back by message id so the result follows the input order whatever
   // order RETURNING used; a message id given twice maps in id order.

@@ -11,7 +11,7 @@
  * No transaction or row lock is held while waiting on the broker: the claim is
  * a short statement that leases rows, and settling is another.
  */
-import pLimit from 'p-limit';
+import pLimit, { type LimitFunction } from 'p-limit';
 import type pg from 'pg';
 import { describeError, type PublishFailureKind } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -124,7 +124,10 @@ export class Relay {
   private stopping = false;
   private loopDone: Promise<void> | undefined;
   private readonly leased = new Set<string>();
-  private readonly batches = new Set<Promise<unknown>>();
+  /** Bounds the batches in flight (claimed, not yet settled); its counts say how many there are. */
+  private readonly limit: LimitFunction;
+  /** Rung whenever a batch ends, for a loop waiting for a free slot and for stop(). */
+  private readonly batchEnded = new WakeSignal();
   private totals: PassResult = { ...EMPTY };
   private interruptSleep: (() => void) | undefined;
   private lastTurn: Promise<void> = Promise.resolve();
@@ -141,6 +144,7 @@ export class Relay {
     this.wake = deps.wake ?? new WakeSignal();
     this.db = toSqlExecutor(deps.pool);
     this.observer = deps.observer ?? ignoreRelayEvents;
+    this.limit = pLimit(options.batchesInFlight);
     this.liveness = new RelayLiveness({
       pool: deps.pool,
       statements: deps.statements,
@@ -225,7 +229,7 @@ export class Relay {
     const deadline = Date.now() + this.options.shutdownTimeoutMs;
     const loopFinished = await this.within(this.loopDone ?? Promise.resolve(), deadline);
     if (loopFinished) this.loopDone = undefined;
-    const batchesFinished = await this.within(Promise.allSettled([...this.batches]), deadline);
+    const batchesFinished = await this.batchesDone(deadline);
     if (!loopFinished || !batchesFinished) {
       this.deps.logger.warn('shutdown timeout: releasing leases of unconfirmed messages', {
         unconfirmed: this.leased.size,
@@ -275,6 +279,21 @@ export class Relay {
     }
   }
 
+  /** Batches claimed and not yet ended (running or waiting for a slot). */
+  private batchesInFlight(): number {
+    return this.limit.activeCount + this.limit.pendingCount;
+  }
+
+  /** Resolves true once no batch is in flight, false if `deadline` comes first. */
+  private async batchesDone(deadline: number): Promise<boolean> {
+    while (this.batchesInFlight() > 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await this.batchEnded.wait(left);
+    }
+    return true;
+  }
+
   /** Resolves true if `promise` settles before `deadline`, false otherwise. */
   private async within(promise: Promise<unknown>, deadline: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
@@ -305,7 +324,6 @@ export class Relay {
   }
 
   private async loop(): Promise<void> {
-    const limit = pLimit(this.options.batchesInFlight);
     let failures = 0;
     let brokerWaits = 0;
     let gateClosed = false;
@@ -332,8 +350,8 @@ export class Relay {
       if (brokerWaits > 0) this.deps.logger.info('broker ready again; claiming resumed');
       brokerWaits = 0;
       await this.sweepExpiredLeases();
-      if (limit.activeCount + limit.pendingCount >= this.options.batchesInFlight) {
-        await Promise.race(this.batches);
+      if (this.batchesInFlight() >= this.options.batchesInFlight) {
+        await this.batchEnded.wait(1000);
         continue;
       }
       let rows: ClaimedRow[];
@@ -359,17 +377,15 @@ export class Relay {
         continue;
       }
       const turn = this.takePublishTurn();
-      const batch = limit(() => this.publishAndSettle(rows, turn, claimedAt)).catch(
-        (error: unknown) => {
+      void this.limit(() => this.publishAndSettle(rows, turn, claimedAt))
+        .catch((error: unknown) => {
           // The outcome could not be recorded: the rows are still pending, and
           // once out of the in-flight set this relay (which still holds the
           // tenant) claims them again — published again, at least once.
           this.landed(rows);
           this.deps.logger.error('batch failed', { error });
-        },
-      );
-      this.batches.add(batch);
-      void batch.finally(() => this.batches.delete(batch));
+        })
+        .finally(() => this.batchEnded.ring());
       if (rows.length < this.options.batchSize && !rows[0]?.more) {
         // Caught up: sleep until a hint arrives, a throttled tenant earns a
         // token, or the full poll is due.

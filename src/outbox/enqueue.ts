@@ -19,7 +19,7 @@ import {
   outboxStatements,
   SCHEMA_NAME,
 } from './queries.js';
-import { isSqlExecutorLike, toSqlExecutor } from './sql-executor.js';
+import { toSqlExecutor } from './sql-executor.js';
 import { activeTraceHeaders } from './trace-context.js';
 
 /** Options of {@link enqueue}. */
@@ -38,7 +38,8 @@ export interface EnqueueOptions {
    * Use named prepared statements (default false). They save PostgreSQL a
    * parse per call, but a transaction pooler (PgBouncer in transaction mode,
    * Supavisor, RDS Proxy) cannot keep them: turn this on only with a direct
-   * or session-pooled connection.
+   * or session-pooled connection. Only pg and postgres.js (also under Drizzle)
+   * can name a statement; the other clients always send unnamed ones.
    */
   preparedStatements?: boolean;
 }
@@ -85,9 +86,14 @@ function validateOptions(options: EnqueueOptions): {
 
 /**
  * Inserts one message or many (in one INSERT) into the outbox, inside the
- * caller's transaction. `executor` is a Kysely instance or transaction, or a
- * pg Client/PoolClient — recognised by shape, so the application's own copy
- * of pg or kysely works.
+ * caller's transaction. `executor` is that transaction as the application's
+ * client hands it over: a pg Client/PoolClient after `begin`, or a
+ * transaction of Kysely, Knex, Drizzle, postgres.js, TypeORM (EntityManager or
+ * QueryRunner), Sequelize (the Transaction), MikroORM (the EntityManager) or
+ * Prisma. Each is recognised by shape, so the application's own copy of any of
+ * these works; anything else throws {@link InvalidMessageError} (field
+ * `executor`) saying what it got. A pool or instance outside a transaction is
+ * accepted too, and then the rows commit on their own.
  *
  * Every message is validated before anything is sent to the database: an
  * invalid one throws {@link InvalidMessageError} (code `INVALID_MESSAGE`, with
@@ -102,11 +108,7 @@ export async function enqueue(
   messages: OutboxMessage | readonly OutboxMessage[],
   options: EnqueueOptions = {},
 ): Promise<InsertedMessage[]> {
-  if (!isSqlExecutorLike(executor)) {
-    throw new TypeError(
-      'enqueue: expected a Kysely instance or transaction, or a pg Client/PoolClient (an object with a query method)',
-    );
-  }
+  const db = toSqlExecutor(executor);
   const { schema, maxPayloadBytes, notify, preparedStatements } = validateOptions(options);
   const list: readonly unknown[] = Array.isArray(messages) ? messages : [messages];
   if (list.length > MAX_MESSAGES_PER_CALL) {
@@ -132,7 +134,7 @@ export async function enqueue(
     }
     rows.push(encodeMessage(list[index], index, encodeOptions));
   }
-  return insertMessages(toSqlExecutor(executor), statementsFor(schema), rows, {
+  return insertMessages(db, statementsFor(schema), rows, {
     notify,
     preparedStatements,
   });

@@ -1,71 +1,56 @@
 /**
- * Runs outbox SQL on whatever the caller hands us: a Kysely instance or
- * transaction, or anything shaped like a node-postgres client (Client,
- * PoolClient, Pool). Executors are recognised by shape, never `instanceof`:
- * the application may use its own copy of pg or kysely.
+ * Runs outbox SQL on whatever the caller hands us: a transaction (or client,
+ * or pool) of pg, Kysely, Knex, Drizzle, postgres.js, TypeORM, Sequelize,
+ * MikroORM or Prisma. Each is recognised by shape in src/outbox/client-adapters.ts.
  */
-import { CompiledQuery } from 'kysely';
+import { InvalidMessageError } from '../errors.js';
+import { CLIENT_ADAPTERS } from './client-adapters.js';
 
 /** The minimal surface outbox SQL needs: one parameterised statement, rows back. */
 export interface SqlExecutor {
+  /** Runs `text` with `$1`… `values`; a `name` asks for a named prepared statement. */
   run<Row>(text: string, values: readonly unknown[], name?: string): Promise<Row[]>;
 }
 
-interface PgShaped {
-  query(config: { text: string; values?: unknown[]; name?: string }): Promise<{ rows: unknown[] }>;
+/** "a pg Client…, a Kysely transaction…, …": what `enqueue` accepts. */
+const ACCEPTED = CLIENT_ADAPTERS.map((adapter) => adapter.accepts).join('; ');
+
+/** What a value is, for an error message: its type, class or keys. */
+function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (typeof value === 'function') {
+    return value.name ? `a function named ${value.name}` : 'an anonymous function';
+  }
+  if (typeof value !== 'object') return `a ${typeof value}`;
+  const constructorName = (value as { constructor?: { name?: unknown } }).constructor?.name;
+  if (typeof constructorName === 'string' && constructorName !== 'Object') {
+    return `an instance of ${constructorName}`;
+  }
+  const keys = Object.keys(value);
+  if (keys.length === 0) return 'an empty object';
+  const shown = keys.slice(0, 5).join(', ');
+  return `an object with keys ${shown}${keys.length > 5 ? ', …' : ''}`;
 }
 
-interface KyselyShaped {
-  executeQuery(query: CompiledQuery): Promise<{ rows: unknown[] }>;
-  selectFrom: unknown;
-}
-
-function isKysely(value: unknown): value is KyselyShaped {
-  const candidate = value as Partial<KyselyShaped> | null;
-  return (
-    typeof candidate === 'object' &&
-    candidate !== null &&
-    typeof candidate.executeQuery === 'function' &&
-    typeof candidate.selectFrom === 'function'
+function unsupported(value: unknown, holder?: string): InvalidMessageError {
+  const what = `is ${holder ? `${holder} is ` : ''}${describeValue(value)}`;
+  return new InvalidMessageError(
+    'executor',
+    0,
+    `${what}, which outbox-relay cannot run SQL on. Pass one of: ${ACCEPTED}`,
   );
 }
 
-function isPg(value: unknown): value is PgShaped {
-  const candidate = value as Partial<PgShaped> | null;
-  return (
-    typeof candidate === 'object' && candidate !== null && typeof candidate.query === 'function'
-  );
-}
-
-/** True when `value` can run outbox SQL (a Kysely executor or a pg-shaped client). */
-export function isSqlExecutorLike(value: unknown): boolean {
-  return isKysely(value) || isPg(value);
+function resolve(value: unknown, holder?: string): SqlExecutor {
+  const adapter = CLIENT_ADAPTERS.find((candidate) => candidate.matches(value));
+  if (!adapter) throw unsupported(value, holder);
+  return adapter.wrap(value, resolve);
 }
 
 /**
- * Wraps a Kysely executor or pg-shaped client. Throws a TypeError for anything
- * else; callers validate before they get here.
+ * Wraps a supported client or transaction. Throws {@link InvalidMessageError}
+ * (field `executor`) naming what was passed and listing what is accepted.
  */
 export function toSqlExecutor(value: unknown): SqlExecutor {
-  if (isKysely(value)) {
-    return {
-      async run<Row>(text: string, values: readonly unknown[]): Promise<Row[]> {
-        const result = await value.executeQuery(CompiledQuery.raw(text, [...values]));
-        return result.rows as Row[];
-      },
-    };
-  }
-  if (isPg(value)) {
-    return {
-      async run<Row>(text: string, values: readonly unknown[], name?: string): Promise<Row[]> {
-        const config =
-          name === undefined ? { text, values: [...values] } : { text, values: [...values], name };
-        const result = await value.query(config);
-        return result.rows as Row[];
-      },
-    };
-  }
-  throw new TypeError(
-    'expected a Kysely instance or transaction, or a pg Client/PoolClient (an object with a query method)',
-  );
+  return resolve(value);
 }

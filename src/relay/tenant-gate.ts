@@ -13,13 +13,25 @@ export interface TenantDecision {
   ratePerSecond: number | undefined;
 }
 
+/** The last known flags a gate applies while its source has not initialized. */
+export interface SavedFlagsStatus {
+  /** Where they were kept: the outbox schema ('postgres') or the SDK's Redis store ('redis'). */
+  store: 'postgres' | 'redis';
+  /** When a relay last received them from LaunchDarkly (PostgreSQL's clock); unknown for Redis. */
+  savedAt: Date | undefined;
+  /** Seconds since `savedAt`, measured on PostgreSQL's clock; unknown for Redis. */
+  ageSeconds: number | undefined;
+}
+
 /** Where the decisions come from and whether that source is healthy (readiness detail). */
 export interface TenantGateStatus {
-  source: 'launchdarkly' | 'flags-file' | 'test-data' | 'none';
+  source: 'launchdarkly' | 'relay-proxy-redis' | 'flags-file' | 'test-data' | 'none';
   /** The source has delivered flags. */
   initialized: boolean;
-  /** When the source is unavailable: every tenant enabled ('open') or none ('closed'). */
+  /** When the source is unavailable and nothing is saved: every tenant enabled ('open') or none ('closed'). */
   failing: 'open' | 'closed' | undefined;
+  /** Set while the source has not initialized and the gate decides from saved flags instead. */
+  saved?: SavedFlagsStatus | undefined;
 }
 
 /** Decides, per tenant, whether publishing is paused or throttled. */

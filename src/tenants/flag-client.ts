@@ -15,13 +15,18 @@ import {
 import { parse as parseYaml } from 'yaml';
 import { describeError } from '../errors.js';
 import { type Logger, silentLogger } from '../log/logger.js';
+import type { SavedFlagsStatus, TenantGateStatus } from '../relay/tenant-gate.js';
 import { FileChangeWatcher } from './file-change-watcher.js';
+import type { FlagSnapshotStore } from './flag-snapshot-store.js';
+import type { RedisFlagStore } from './redis-flag-store.js';
 
 /** What the gate needs from a LaunchDarkly client. */
 export interface FlagClient {
-  readonly source: 'launchdarkly' | 'flags-file' | 'test-data';
+  readonly source: Exclude<TenantGateStatus['source'], 'none'>;
   variation(flagKey: string, tenantId: string, fallback: unknown): Promise<unknown>;
   initialized(): boolean;
+  /** While not initialized: the saved flags the SDK evaluates from instead, if it has any. */
+  saved(): SavedFlagsStatus | undefined;
   /** Emits 'update' whenever any flag may have changed. */
   readonly events: EventEmitter;
   close(): Promise<void>;
@@ -54,21 +59,41 @@ function listenForErrors(client: LDClient, logger: Logger): void {
   });
 }
 
-/** Wraps one SDK client; re-emits its flag changes as 'update'. */
-function wrap(client: LDClient, source: FlagClient['source'], logger: Logger): FlagClient {
+/** Wraps one SDK client; re-emits its flag changes (and those of `more`) as 'update'. */
+function wrap(
+  client: LDClient,
+  source: FlagClient['source'],
+  logger: Logger,
+  overrides: Partial<Pick<FlagClient, 'initialized' | 'saved' | 'close'>> & {
+    more?: EventEmitter;
+  } = {},
+): FlagClient {
   const events = new EventEmitter();
   client.on('update', () => events.emit('update'));
+  overrides.more?.on('update', () => events.emit('update'));
   listenForErrors(client, logger);
   return {
     source,
     variation: (flagKey, tenantId, fallback) =>
       client.variation(flagKey, tenantContext(tenantId), fallback),
-    initialized: () => client.initialized(),
+    initialized: overrides.initialized ?? (() => client.initialized()),
+    saved: overrides.saved ?? (() => undefined),
     events,
-    close: async () => {
-      client.close();
-    },
+    close:
+      overrides.close ??
+      (async () => {
+        client.close();
+      }),
   };
+}
+
+/** What applies until the source initializes, for the start-up warning. */
+function meanwhile(saved: SavedFlagsStatus | undefined): string {
+  if (!saved) {
+    return 'tenants are handled as OUTBOX_FLAGS_FAIL_CLOSED says (default: all publish)';
+  }
+  if (saved.store === 'redis') return 'the flags saved in the Redis store apply';
+  return `the flags saved in PostgreSQL apply (last received from LaunchDarkly ${saved.savedAt?.toISOString()}, ${Math.round(saved.ageSeconds ?? 0)} s ago)`;
 }
 
 async function waitForInit(
@@ -76,14 +101,14 @@ async function waitForInit(
   timeoutMs: number,
   what: string,
   logger: Logger,
+  saved: () => SavedFlagsStatus | undefined = () => undefined,
 ): Promise<void> {
   try {
     await client.waitForInitialization({ timeout: Math.max(1, timeoutMs / 1000) });
   } catch (error) {
-    logger.warn(
-      `${what} did not initialize in time; until it does, tenants are handled as OUTBOX_FLAGS_FAIL_CLOSED says (default: all publish)`,
-      { error },
-    );
+    logger.warn(`${what} did not initialize in time; until it does, ${meanwhile(saved())}`, {
+      error,
+    });
   }
 }
 
@@ -96,22 +121,95 @@ export interface LaunchDarklyOptions {
   sendEvents: boolean;
   initTimeoutMs: number;
   logger: Logger;
+  /** Keeps the flags in PostgreSQL, for a start while LaunchDarkly is unreachable. */
+  snapshot?: FlagSnapshotStore;
+  /** Keeps the flags in the SDK's Redis store instead (LaunchDarkly's way, e.g. with a Relay Proxy). */
+  redis?: RedisFlagStore;
 }
 
-/** The real SDK, streaming flag changes (from LaunchDarkly or a Relay Proxy). */
+/**
+ * The real SDK, streaming flag changes (from LaunchDarkly or a Relay Proxy),
+ * with the flags kept in PostgreSQL or Redis when one is given: until the
+ * stream delivers, the SDK evaluates from what was kept there.
+ */
 export async function launchDarklyClient(options: LaunchDarklyOptions): Promise<FlagClient> {
+  const { snapshot, redis, logger } = options;
+  const store = snapshot ?? redis?.featureStore;
   const ldOptions: LDOptions = {
     stream: true,
     sendEvents: options.sendEvents,
-    logger: sdkLogger(options.logger),
+    logger: sdkLogger(logger),
     ...(options.baseUri ? { baseUri: options.baseUri } : {}),
     ...(options.streamUri ? { streamUri: options.streamUri } : {}),
     ...(options.eventsUri ? { eventsUri: options.eventsUri } : {}),
+    ...(store ? { featureStore: store } : {}),
   };
   const client = init(options.sdkKey, ldOptions);
-  const wrapped = wrap(client, 'launchdarkly', options.logger);
-  await waitForInit(client, options.initTimeoutMs, 'LaunchDarkly', options.logger);
+  await redis?.refresh();
+  const saved = (): SavedFlagsStatus | undefined => {
+    if (client.initialized()) return undefined;
+    if (snapshot) return snapshot.saved();
+    if (redis?.hasData()) return { store: 'redis', savedAt: undefined, ageSeconds: undefined };
+    return undefined;
+  };
+  const wrapped = wrap(client, 'launchdarkly', logger, {
+    saved,
+    ...(redis ? { more: redis.events } : {}),
+    close: async () => {
+      client.close();
+      await snapshot?.stop();
+      await redis?.close();
+    },
+  });
+  await waitForInit(client, options.initTimeoutMs, 'LaunchDarkly', logger, saved);
   return wrapped;
+}
+
+/** Options of {@link relayProxyRedisClient}. */
+export interface RelayProxyRedisOptions {
+  /** Identifies the environment in events; daemon mode itself needs none. */
+  sdkKey: string | undefined;
+  eventsUri?: string;
+  sendEvents: boolean;
+  initTimeoutMs: number;
+  logger: Logger;
+  redis: RedisFlagStore;
+}
+
+/**
+ * Daemon mode: the SDK reads flags only from the Redis store a Relay Proxy
+ * fills, and never connects to LaunchDarkly for them. Initialized once Redis
+ * holds a full data set; changes are seen by reading Redis again.
+ */
+export async function relayProxyRedisClient(options: RelayProxyRedisOptions): Promise<FlagClient> {
+  const { redis, logger } = options;
+  const sendEvents = options.sendEvents && options.sdkKey !== undefined;
+  const client = init(options.sdkKey ?? 'daemon-mode', {
+    useLdd: true,
+    featureStore: redis.featureStore,
+    sendEvents,
+    logger: sdkLogger(logger),
+    ...(options.eventsUri && sendEvents ? { eventsUri: options.eventsUri } : {}),
+  });
+  const deadline = Date.now() + options.initTimeoutMs;
+  await redis.refresh();
+  while (!redis.hasData() && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await redis.refresh();
+  }
+  if (!redis.hasData()) {
+    logger.warn(
+      `the Redis store holds no LaunchDarkly data yet (is the Relay Proxy writing to it?); until it does, ${meanwhile(undefined)}`,
+    );
+  }
+  return wrap(client, 'relay-proxy-redis', logger, {
+    initialized: () => redis.hasData(),
+    more: redis.events,
+    close: async () => {
+      client.close();
+      await redis.close();
+    },
+  });
 }
 
 /** A client over a TestData source (tests; one TestData per client). */
@@ -178,6 +276,7 @@ export async function flagsFileClient(
     variation: (flagKey, tenantId, fallback) =>
       current.variation(flagKey, tenantContext(tenantId), fallback),
     initialized: () => current.initialized(),
+    saved: () => undefined,
     events,
     close: async () => {
       watcher.stop();

@@ -13,9 +13,11 @@
  * what the claim skips in SQL. When a flag changes, every remembered tenant is
  * evaluated again, then `tenant flags changed` is logged with the counts as
  * they are now, and the relay is woken: a resume, and a pause of a tenant
- * the relay has seen, take effect at once. When the flag source is
- * unavailable the gate fails open (every tenant enabled) unless configured to
- * fail closed (none is); those decisions are not remembered.
+ * the relay has seen, take effect at once. Until the flag source has
+ * initialized, the gate decides from the flags it saved (PostgreSQL or Redis)
+ * when there are any, exactly as from the source; with nothing saved it fails
+ * open (every tenant enabled) unless configured to fail closed (none is), and
+ * those decisions are not remembered.
  */
 import type { Logger } from '../log/logger.js';
 import type { TenantDecision, TenantGate, TenantGateStatus } from '../relay/tenant-gate.js';
@@ -42,7 +44,7 @@ export class LaunchDarklyGate implements TenantGate {
   /** The last decision per tenant, least recently decided first. */
   private readonly decisions = new Map<string, TenantDecision>();
   private readonly listeners = new Set<() => void>();
-  private reportedFailing = false;
+  private reported: 'live' | 'saved' | 'failing' = 'live';
   private readonly onUpdate = () => void this.reevaluate();
 
   constructor(
@@ -54,8 +56,7 @@ export class LaunchDarklyGate implements TenantGate {
 
   async decide(tenants: readonly string[]): Promise<ReadonlyMap<string, TenantDecision>> {
     const decisions = new Map<string, TenantDecision>();
-    const available = this.client.initialized();
-    this.reportAvailability(available);
+    const available = this.report();
     await Promise.all(
       tenants.map(async (tenant) => {
         decisions.set(tenant, await this.decideOne(tenant, available));
@@ -69,7 +70,7 @@ export class LaunchDarklyGate implements TenantGate {
   }
 
   closed(): boolean {
-    return this.options.failClosed && !this.client.initialized();
+    return this.options.failClosed && !this.client.initialized() && !this.client.saved();
   }
 
   onChange(listener: () => void): () => void {
@@ -79,10 +80,12 @@ export class LaunchDarklyGate implements TenantGate {
 
   status(): TenantGateStatus {
     const initialized = this.client.initialized();
+    const saved = initialized ? undefined : this.client.saved();
     return {
       source: this.client.source,
       initialized,
-      failing: initialized ? undefined : this.options.failClosed ? 'closed' : 'open',
+      failing: initialized || saved ? undefined : this.options.failClosed ? 'closed' : 'open',
+      saved,
     };
   }
 
@@ -92,8 +95,8 @@ export class LaunchDarklyGate implements TenantGate {
   }
 
   private async decideOne(tenant: string, available: boolean): Promise<TenantDecision> {
-    // Unavailable: decide without asking the SDK (which would only return the
-    // fallback, and log a warning per evaluation).
+    // Unavailable with nothing saved: decide without asking the SDK (which
+    // would only return the fallback, and log a warning per evaluation).
     if (!available) return { paused: this.options.failClosed, ratePerSecond: undefined };
     let enabled = true;
     let rate: number | undefined;
@@ -139,17 +142,28 @@ export class LaunchDarklyGate implements TenantGate {
     for (const listener of this.listeners) listener();
   }
 
-  private reportAvailability(available: boolean): void {
-    if (available === !this.reportedFailing) return;
-    this.reportedFailing = !available;
-    if (available) {
-      this.options.logger.info('tenant flags available again');
+  /** Whether flags are available (live or saved); logs when that changes. */
+  private report(): boolean {
+    const saved = this.client.initialized() ? undefined : this.client.saved();
+    const now = this.client.initialized() ? 'live' : saved ? 'saved' : 'failing';
+    if (now === this.reported) return now !== 'failing';
+    this.reported = now;
+    const { logger, failClosed } = this.options;
+    if (now === 'live') {
+      logger.info('tenant flags available again');
+    } else if (saved) {
+      logger.warn('tenant flags unavailable: applying the flags saved before', {
+        store: saved.store,
+        ...(saved.savedAt ? { savedAt: saved.savedAt.toISOString() } : {}),
+        ...(saved.ageSeconds !== undefined ? { ageSeconds: Math.round(saved.ageSeconds) } : {}),
+      });
     } else {
-      this.options.logger.warn(
-        this.options.failClosed
+      logger.warn(
+        failClosed
           ? 'tenant flags unavailable: failing closed, no tenant publishes'
           : 'tenant flags unavailable: failing open, every tenant publishes',
       );
     }
+    return now !== 'failing';
   }
 }

@@ -56,3 +56,67 @@ export function flagsFileJson(paused: readonly string[], version = 1): string {
     2,
   );
 }
+
+/** What {@link publishFlagWithRules} pauses besides its targets. */
+export interface PauseRules {
+  /** Tenants paused by their id in the flag's targets. */
+  paused?: readonly string[];
+  /** A rule pauses every tenant whose id starts with this. */
+  pausedPrefix?: string;
+  /** A rule pauses every member of this segment. */
+  pausedSegment?: string;
+}
+
+/** The publish flag, pausing by targets, by a rule on the tenant's id and by a segment rule. */
+export function publishFlagWithRules(rules: PauseRules, version: number): FlagData {
+  const clauses = [
+    ...(rules.pausedPrefix
+      ? [
+          {
+            contextKind: 'tenant',
+            attribute: 'key',
+            op: 'startsWith',
+            values: [rules.pausedPrefix],
+            negate: false,
+          },
+        ]
+      : []),
+  ];
+  return {
+    ...publishFlag(rules.paused ?? [], version),
+    rules: [
+      ...clauses.map((clause, i) => ({ id: `prefix-${i}`, variation: 1, clauses: [clause] })),
+      ...(rules.pausedSegment
+        ? [
+            {
+              id: 'segment',
+              variation: 1,
+              clauses: [
+                {
+                  attribute: '',
+                  op: 'segmentMatch',
+                  values: [rules.pausedSegment],
+                  negate: false,
+                },
+              ],
+            },
+          ]
+        : []),
+    ],
+  };
+}
+
+/** A segment of tenants (over 100 of them, the SDK keeps the list as a Set). */
+export function tenantSegment(key: string, tenants: readonly string[], version = 1): FlagData {
+  return {
+    key,
+    version,
+    included: [],
+    excluded: [],
+    includedContexts: [{ contextKind: 'tenant', values: [...tenants] }],
+    excludedContexts: [],
+    rules: [],
+    salt: 'outbox',
+    deleted: false,
+  };
+}

@@ -1,0 +1,2 @@
+drop table flag_snapshot;
+drop table flag_snapshot_environments;

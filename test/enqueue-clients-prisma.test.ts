@@ -183,4 +183,10 @@ describe('enqueue on a Prisma interactive transaction', () => {
     expect(inserted.map((r) => r.messageId)).toEqual(messages.map((m) => m.messageId));
     expect(await stored(messages)).toEqual(expected(messages, inserted));
   });
+
+  it('also takes the PrismaClient itself, outside a transaction: the rows commit on their own', async () => {
+    const messages = [message(0), message(1, ALL_BYTES)];
+    const inserted = await enqueue(prisma, messages, { schema: db.schema });
+    expect(await stored(messages)).toEqual(expected(messages, inserted));
+  });
 });

@@ -35,6 +35,8 @@ interface ClientCase {
   name: string;
   open(): Promise<void>;
   write(note: string, messages: OutboxMessage[], failure?: Error): Promise<InsertedMessage[]>;
+  /** The pool, database or ORM instance itself, outside any transaction. */
+  instance(): unknown;
   close(): Promise<void>;
 }
 
@@ -65,6 +67,7 @@ function cases(): ClientCase[] {
         client.release();
       }
     },
+    instance: () => pool,
     close: () => pool.end(),
   };
 
@@ -83,6 +86,7 @@ function cases(): ClientCase[] {
         if (failure) throw failure;
         return inserted;
       }),
+    instance: () => kysely,
     close: () => kysely.destroy(),
   };
 
@@ -99,6 +103,7 @@ function cases(): ClientCase[] {
         if (failure) throw failure;
         return inserted;
       }),
+    instance: () => knex,
     close: () => knex.destroy(),
   };
 
@@ -120,6 +125,7 @@ function cases(): ClientCase[] {
         if (failure) throw failure;
         return inserted;
       }),
+    instance: () => drizzlePg,
     close: () => drizzlePool.end(),
   };
 
@@ -138,6 +144,7 @@ function cases(): ClientCase[] {
         if (failure) throw failure;
         return inserted;
       }),
+    instance: () => drizzleJs,
     close: () => drizzleSql.end(),
   };
 
@@ -155,6 +162,7 @@ function cases(): ClientCase[] {
         return inserted;
       }) as Promise<InsertedMessage[]>;
     },
+    instance: () => sql,
     close: () => sql.end(),
   };
 
@@ -173,6 +181,7 @@ function cases(): ClientCase[] {
         if (failure) throw failure;
         return inserted;
       }),
+    instance: () => dataSource.manager,
     close: async () => undefined,
   };
   const typeOrmRunnerCase: ClientCase = {
@@ -195,6 +204,7 @@ function cases(): ClientCase[] {
         await runner.release();
       }
     },
+    instance: () => dataSource,
     close: () => dataSource.destroy(),
   };
 
@@ -216,6 +226,7 @@ function cases(): ClientCase[] {
         if (failure) throw failure;
         return inserted;
       }),
+    instance: () => sequelize,
     close: () => sequelize.close(),
   };
 
@@ -242,6 +253,7 @@ function cases(): ClientCase[] {
         if (failure) throw failure;
         return inserted;
       }),
+    instance: () => orm.em.fork(),
     close: () => orm.close(),
   };
 
@@ -358,6 +370,14 @@ describe.each(clientCases)('enqueue on $name', (client) => {
     expect(inserted.map((r) => r.messageId)).toEqual(messages.map((m) => m.messageId));
     const stored = await storedRows(messages.map((m) => m.messageId));
     expect(stored).toEqual(messages.map((m, i) => expectedRow(m, inserted[i])));
+  });
+
+  it('also takes the pool or instance itself, outside a transaction: the rows commit on their own', async () => {
+    const messages = [message(0), message(1, { payload: ALL_BYTES })];
+    const inserted = await enqueue(client.instance(), messages, { schema: db.schema });
+    expect(await storedRows(messages.map((m) => m.messageId))).toEqual(
+      messages.map((m, i) => expectedRow(m, inserted[i])),
+    );
   });
 });
 

@@ -534,6 +534,14 @@ export function loadConfig(
       config[key] = spec.parse(spec.default, spec.env);
     }
   }
+  if (config.launchDarklyDaemonMode && config.flagsFile) {
+    throw new ConfigError(
+      env.LAUNCHDARKLY_DAEMON_MODE !== undefined
+        ? 'LAUNCHDARKLY_DAEMON_MODE'
+        : '--launchdarkly-daemon-mode',
+      "daemon mode reads flags from a Relay Proxy's Redis, not from OUTBOX_FLAGS_FILE: set one of them",
+    );
+  }
   if (config.launchDarklyDaemonMode && !config.launchDarklyRedisUrl) {
     throw new ConfigError(
       env.LAUNCHDARKLY_DAEMON_MODE !== undefined

@@ -130,7 +130,7 @@ describe('the HTTP endpoint of a running relay', () => {
       const ok = await readiness(port);
       expect(ok.status).toBe(200);
       expect(ok.body.ready).toBe(true);
-      expect(Object.keys(ok.body.checks).sort()).toEqual(['broker', 'database', 'flags']);
+      expect(Object.keys(ok.body.checks).sort()).toEqual(['broker', 'claims', 'database', 'flags']);
 
       proxy.refuse();
       proxy.reset();

@@ -1,7 +1,8 @@
 /**
  * Readiness of a running relay, check by check: the database answers, the
  * broker is connected and not blocking publishes, the tenant flags are
- * initialized or failing open, and the relay's claims are not failing. Served as JSON by /readyz and as the `ready`
+ * initialized, failing open, or applying saved flags, and the relay's
+ * claims are not failing. Served as JSON by /readyz and as the `ready`
  * gauge.
  */
 import type pg from 'pg';
@@ -126,6 +127,16 @@ export class ReadinessProbe {
     }
     if (status.failing === 'open') {
       return { ok: true, detail: `${status.source} unavailable; failing open (no tenant paused)` };
+    }
+    if (status.saved) {
+      const { store, savedAt, ageSeconds } = status.saved;
+      const when = savedAt
+        ? `, received ${savedAt.toISOString()} (${Math.round(ageSeconds ?? 0)} s ago)`
+        : '';
+      return {
+        ok: true,
+        detail: `${status.source} unavailable; applying the flags saved in ${store === 'postgres' ? 'PostgreSQL' : 'Redis'}${when}`,
+      };
     }
     if (status.source === 'none')
       return { ok: true, detail: 'no flag source: every tenant enabled' };

@@ -60,8 +60,10 @@ export async function openRelayRuntime(
   const pool = createPool({
     url: config.databaseUrl,
     // Claims and settles of the batches in flight, the lease sweep, the
-    // sequence watcher, the retention clean-up, readiness and backlog metrics.
-    max: config.batchesInFlight + 5,
+    // sequence watcher, the retention clean-up, readiness and backlog
+    // metrics, the flag snapshot's writes, and the liveness lock's own
+    // connection (held for the relay's life).
+    max: config.batchesInFlight + 7,
     connectTimeoutMs: config.connectTimeoutMs,
     applicationName: `outbox-relay ${relayId}`,
     onError: (error) => logger.warn('idle database connection failed', { error }),
@@ -96,7 +98,7 @@ export async function openRelayRuntime(
 
   let gate: TenantGate;
   try {
-    gate = options.gate ?? (await openTenantGate(config, logger));
+    gate = options.gate ?? (await openTenantGate(config, logger, { pool }));
   } catch (error) {
     await connected.close(0);
     await pool.end().catch(() => undefined);

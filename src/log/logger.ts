@@ -9,10 +9,13 @@
  * The codebase never logs payloads or message contents: it logs ids, counts,
  * tenants and errors. The redaction below is a second line of defence, not
  * the policy.
+ *
+ * pino-pretty (and its colour and date libraries) loads only when a `pretty`
+ * logger is made: JSON logging, the default, never pays for it.
  */
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { type DestinationStream, pino } from 'pino';
-import { isColorSupported, prettyFactory } from 'pino-pretty';
 
 /** Levels, lowest first. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -63,6 +66,16 @@ const MAX_CAUSE_DEPTH = 5;
  */
 const URL_CREDENTIALS =
   /([a-z][a-z0-9+.-]*:\/\/[^\s/?#@:"\\]*:)(?:[^\s"\\@]|\\.|@(?=(?:[^\s"\\@]|\\.)*@))*@/gi;
+
+type PinoPretty = typeof import('pino-pretty');
+
+let pinoPretty: PinoPretty | undefined;
+
+/** pino-pretty, loaded on first use (a CommonJS module, so synchronously). */
+function loadPinoPretty(): PinoPretty {
+  pinoPretty ??= createRequire(import.meta.url)('pino-pretty') as PinoPretty;
+  return pinoPretty;
+}
 
 /** Replaces the password of every URL in `text` with `***`. */
 function scrubUrls(text: string): string {
@@ -121,7 +134,7 @@ function serializeErrors(fields: Record<string, unknown>): Record<string, unknow
  */
 function lineWriter(target: LogDestination, pretty: boolean, colorize: boolean): LogDestination {
   const format = pretty
-    ? prettyFactory({
+    ? loadPinoPretty().prettyFactory({
         colorize,
         translateTime: 'SYS:HH:MM:ss.l',
         ignore: 'pid,hostname,service',
@@ -139,8 +152,9 @@ function lineWriter(target: LogDestination, pretty: boolean, colorize: boolean):
 /** A logger writing `level` and above as JSON lines (or pretty text) to stderr or `destination`. */
 export function createLogger(options: LoggerOptions): Logger {
   const target: LogDestination = options.destination ?? pino.destination({ fd: 2, sync: true });
-  const colorize = options.colorize ?? (!options.destination && isStderrColour());
-  const stream = lineWriter(target, options.format === 'pretty', colorize);
+  const pretty = options.format === 'pretty';
+  const colorize = pretty && (options.colorize ?? (!options.destination && isStderrColour()));
+  const stream = lineWriter(target, pretty, colorize);
   const instance = pino(
     {
       level: options.level,
@@ -161,7 +175,7 @@ export function createLogger(options: LoggerOptions): Logger {
 }
 
 function isStderrColour(): boolean {
-  return process.stderr.isTTY === true && isColorSupported;
+  return process.stderr.isTTY === true && loadPinoPretty().isColorSupported;
 }
 
 /** A logger that drops everything (tests, library use). */

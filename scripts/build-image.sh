@@ -15,7 +15,7 @@ set -euo pipefail
 
 # What the relay image is built from. Everything else in the repository
 # (tests, docs, bench, scripts) stays out of it.
-INPUTS=(package.json package-lock.json tsconfig.json tsconfig.build.json src migrations)
+INPUTS=(package.json package-lock.json tsconfig.json tsconfig.build.json tsconfig.cjs.json src migrations)
 # The demo producer runs from TypeScript source with tsx (a dev dependency).
 DEMO_INPUTS=(scripts/producer.ts)
 
@@ -87,5 +87,5 @@ npm run build
 npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 # Only the compiled JavaScript ships: the sources were inputs to tsc, and
 # pruning leaves the emptied scope directories (@biomejs, @vitest, ...) behind.
-rm -rf src tsconfig.json tsconfig.build.json
+rm -rf src tsconfig.json tsconfig.build.json tsconfig.cjs.json
 find node_modules -mindepth 1 -maxdepth 1 -type d -empty -delete

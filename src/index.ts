@@ -1,6 +1,7 @@
 /**
  * outbox-relay's public API for application teams (enqueue) and for embedding
- * the relay.
+ * the relay. Applications that only enqueue can import `outbox-relay/enqueue`
+ * (src/enqueue-entry.ts) instead, which loads none of the relay's libraries.
  */
 export { AmqpPublisher, type AmqpPublisherOptions } from './broker/amqp-publisher.js';
 export { type Config, loadConfig, SETTINGS } from './config.js';

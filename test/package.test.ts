@@ -1,9 +1,11 @@
 /**
  * What `npm pack` ships from a clone that was never built: `prepack` builds
- * first, so the tarball holds the compiled entry points, not only sources.
+ * first, so the tarball holds the compiled entry points, not only sources:
+ * every file package.json points at (exports for import and require, main,
+ * types, bin).
  */
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -12,11 +14,24 @@ import { describe, expect, it } from 'vitest';
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '..');
 
+/** Every file path in a package.json value (exports conditions, bin), without its './'. */
+function pathsIn(value: unknown): string[] {
+  if (typeof value === 'string') return [value.replace(/^\.\//, '')];
+  if (typeof value !== 'object' || value === null) return [];
+  return Object.values(value).flatMap(pathsIn);
+}
+
 describe('npm pack', () => {
   it('builds dist on an unbuilt clone, so the package carries its entry points and CLI', async () => {
     const clone = mkdtempSync(join(tmpdir(), 'outbox-pack-'));
     try {
-      for (const entry of ['package.json', 'tsconfig.json', 'tsconfig.build.json', 'src']) {
+      for (const entry of [
+        'package.json',
+        'tsconfig.json',
+        'tsconfig.build.json',
+        'tsconfig.cjs.json',
+        'src',
+      ]) {
         cpSync(join(ROOT, entry), join(clone, entry), { recursive: true });
       }
       for (const entry of ['migrations', 'docs', 'README.md']) {
@@ -40,6 +55,23 @@ describe('npm pack', () => {
       for (const path of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'package.json']) {
         expect(files.has(path), path).toBe(true);
       }
+      const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as Record<
+        string,
+        unknown
+      >;
+      const pointedAt = ['exports', 'main', 'types', 'typesVersions', 'bin'].flatMap((field) =>
+        pathsIn(manifest[field]),
+      );
+      expect(pointedAt).toEqual(
+        expect.arrayContaining([
+          'dist/cjs/index.js',
+          'dist/cjs/index.d.ts',
+          'dist/enqueue-entry.js',
+        ]),
+      );
+      for (const path of pointedAt) expect(files.has(path), path).toBe(true);
+      // CommonJS reads dist/cjs/*.d.ts and the require() shims as CommonJS.
+      expect(files.has('dist/cjs/package.json')).toBe(true);
       expect([...files].some((path) => path.startsWith('migrations/'))).toBe(true);
       expect([...files].some((path) => path.startsWith('src/'))).toBe(false);
     } finally {

@@ -472,7 +472,7 @@ describe('deploy/prometheus/alerts.yml', () => {
     (group: { name: string; rules: Rule[] }) => group.rules,
   ) as Rule[];
 
-  it('alerts on backlog age, dead rows, failures, a blocked broker, no ready relay and stale stats', () => {
+  it('alerts on backlog age, dead rows, failures, a blocked broker, no ready relay, stale stats and a flooding tenant', () => {
     expect(rules.map((rule) => rule.alert)).toEqual(
       expect.arrayContaining([
         'OutboxBacklogAgeHigh',
@@ -483,6 +483,7 @@ describe('deploy/prometheus/alerts.yml', () => {
         'OutboxBrokerBlocked',
         'OutboxNoRelayReady',
         'OutboxStatsStale',
+        'OutboxTenantFlood',
       ]),
     );
     expect(new Set(rules.map((rule) => rule.alert)).size).toBe(rules.length);

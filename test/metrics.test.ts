@@ -2,6 +2,8 @@
  * Metric cardinality stays bounded whatever the number of tenants: the
  * backlog read returns the top N tenants plus one folded row, and the
  * exposition holds N + 1 per-tenant series, with 100,000 tenants pending.
+ * The same read returns the write-rate terms (pending rows, claimed count) of
+ * the tenants active since a given time only.
  */
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { describe, expect, it } from 'vitest';
@@ -127,6 +129,84 @@ describe('backlog metrics', () => {
       pausedTenants: [],
       timeoutMs: 10_000,
     });
-    expect(stats).toEqual({ pending: 0, oldestSeconds: 0, held: 0, dead: 0, tenants: [] });
+    expect(stats).toEqual({
+      pending: 0,
+      oldestSeconds: 0,
+      held: 0,
+      dead: 0,
+      tenants: [],
+      activity: [],
+      readAt: expect.any(Date),
+    });
+  });
+
+  it('return the write-rate terms of the tenants that wrote or were claimed since a time, or of all', async () => {
+    const { db } = fixture;
+    const s = `"${db.schema}"`;
+    await db.pool.query(`truncate ${s}.messages, ${s}.tenant_leases`);
+    // writer: new rows; idle: only old rows; claimed: a lease that runs on;
+    // swept-ish: a lease that ended long ago, no rows.
+    await db.pool.query(
+      `insert into ${s}.messages (tenant_id, exchange, payload, created_at)
+       select 'writer', 'x', '\\x7b7d'::bytea, now() from generate_series(1, 3)
+       union all
+       select 'idle', 'x', '\\x7b7d'::bytea, now() - interval '1 day' from generate_series(1, 2)
+       union all
+       select 'claimed', 'x', '\\x7b7d'::bytea, now() - interval '1 day'`,
+    );
+    await db.pool.query(
+      `insert into ${s}.tenant_leases (tenant_id, relay_id, leased_until, claimed) values
+       ('claimed', gen_random_uuid(), now() + interval '1 minute', 40),
+       ('ended', gen_random_uuid(), now() - interval '30 minutes', 7)`,
+    );
+    const read = (activeSince: Date | null) =>
+      readBacklogStats(db.pool, db.statements, {
+        topTenants: 1,
+        pausedTenants: [],
+        timeoutMs: 10_000,
+        activeSince,
+      });
+    const all = await read(null);
+    const byTenant = (stats: typeof all) =>
+      Object.fromEntries(
+        stats.activity.map((row) => [row.tenant, [row.pending, row.claimed]] as const),
+      );
+    expect(byTenant(all)).toEqual({
+      writer: [3, 0],
+      idle: [2, 0],
+      claimed: [1, 40],
+      ended: [0, 7],
+    });
+    expect(all.activity.find((row) => row.tenant === 'idle')?.oldestSeconds).toBeGreaterThan(
+      80_000,
+    );
+    // The backlog rows are read as before, from the same pass.
+    expect(all.pending).toBe(6);
+    expect(all.tenants).toHaveLength(2);
+
+    const recent = await read(new Date(all.readAt.getTime() - 60_000));
+    expect(byTenant(recent)).toEqual({ writer: [3, 0], claimed: [1, 40] });
+    expect(recent.readAt.getTime()).toBeGreaterThanOrEqual(all.readAt.getTime());
+  });
+
+  it('export the fastest writers by tenant, the rest as one "other" series', async () => {
+    const metrics = new RelayMetrics('test_', idleSources);
+    const series = async () =>
+      Object.fromEntries(
+        (
+          parsePrometheusTextFormat(await metrics.registry.metrics()).find(
+            (f) => f.name === 'test_tenant_writes_per_second',
+          )?.metrics ?? []
+        ).map((m) => [m.labels?.tenant, Number(m.value)]),
+      );
+    expect(await series()).toEqual({});
+    metrics.setWriteRates([
+      { tenant: 'flood', perSecond: 900 },
+      { tenant: 'acme', perSecond: 20 },
+      { tenant: undefined, perSecond: 5 },
+    ]);
+    expect(await series()).toEqual({ flood: 900, acme: 20, other: 5 });
+    metrics.setWriteRates([{ tenant: undefined, perSecond: 1 }]);
+    expect(await series()).toEqual({ other: 1 });
   });
 });

@@ -6,6 +6,9 @@
  * It never claims a state it does not know: when the flag source cannot be
  * read, the relays may still hold tenants by the flags they loaded earlier,
  * so every state is shown as unknown, with the reason, and the command exits 1.
+ *
+ * `--top` (src/cli/tenants-top.ts) ranks the tenants by write rate instead,
+ * with the same flag source and states.
  */
 import type { Config } from '../config.js';
 import { describeError } from '../errors.js';
@@ -33,11 +36,15 @@ export interface TenantReport {
 }
 
 /** The flag source as reported: the gate's status and, when unavailable, why. */
-interface FlagSourceReport extends TenantGateStatus {
+export interface FlagSourceReport extends TenantGateStatus {
   error: string | null;
 }
 
-function age(seconds: number): string {
+/** A tenant's state from its flags; unknown without a decision. */
+export type TenantStateReport = Pick<TenantReport, 'paused' | 'rateLimit' | 'state'>;
+
+/** An age as the table shows it: 42s, 14m, 3h, 2d. */
+export function age(seconds: number): string {
   if (seconds < 120) return `${Math.round(seconds)}s`;
   if (seconds < 7200) return `${Math.round(seconds / 60)}m`;
   if (seconds < 172_800) return `${Math.round(seconds / 3600)}h`;
@@ -86,7 +93,33 @@ function sourceName(config: Config): string {
   return `flags file ${config.flagsFile}`;
 }
 
-/** Evaluates the flags for `tenants`; undefined decisions when the source is unavailable. */
+/** The tenant flags, read as the relays read them, for as long as the command runs. */
+export interface FlagView {
+  /** The source's state now, with the reason when it is unavailable. */
+  source(): FlagSourceReport;
+  /** Decisions for `tenants`; undefined while the source is unavailable. */
+  decide(tenants: readonly string[]): Promise<ReadonlyMap<string, TenantDecision> | undefined>;
+  close(): Promise<void>;
+}
+
+/** Opens the configured flag source (waiting, bounded, for its first flags). */
+export async function openFlagView(config: Config, logger: Logger): Promise<FlagView> {
+  const captured = flagSourceLogger(logger);
+  const gate = await openTenantGate(config, captured.logger);
+  const source = (): FlagSourceReport => {
+    const status = gate.status();
+    if (status.initialized) return { ...status, error: null };
+    const why = captured.reasons.slice(-3).join('; ') || 'it did not load';
+    return { ...status, error: `${sourceName(config)}: ${why}` };
+  };
+  return {
+    source,
+    decide: async (tenants) => (source().error === null ? gate.decide(tenants) : undefined),
+    close: () => gate.close(),
+  };
+}
+
+/** Evaluates the flags for `tenants` once; undefined decisions when the source is unavailable. */
 async function evaluateFlags(
   config: Config,
   tenants: readonly string[],
@@ -95,49 +128,54 @@ async function evaluateFlags(
   source: FlagSourceReport;
   decisions: ReadonlyMap<string, TenantDecision> | undefined;
 }> {
-  const captured = flagSourceLogger(logger);
-  const gate = await openTenantGate(config, captured.logger);
+  const flags = await openFlagView(config, logger);
   try {
-    const status = gate.status();
-    if (!status.initialized) {
-      const why = captured.reasons.slice(-3).join('; ') || 'it did not load';
-      return {
-        source: { ...status, error: `${sourceName(config)}: ${why}` },
-        decisions: undefined,
-      };
-    }
-    return { source: { ...status, error: null }, decisions: await gate.decide(tenants) };
+    return { source: flags.source(), decisions: await flags.decide(tenants) };
   } finally {
-    await gate.close();
+    await flags.close();
   }
+}
+
+/** What a decision makes of a tenant's state. */
+export function tenantState(decision: TenantDecision | undefined): TenantStateReport {
+  if (!decision) return { paused: null, rateLimit: null, state: 'unknown' };
+  const rateLimit = decision.ratePerSecond ?? null;
+  const state = decision.paused ? 'paused' : rateLimit !== null ? 'throttled' : 'publishing';
+  return { paused: decision.paused, rateLimit, state };
 }
 
 function reportOf(
   row: TenantBacklog,
   decisions: ReadonlyMap<string, TenantDecision> | undefined,
 ): TenantReport {
-  const decision = decisions?.get(row.tenant_id);
-  const line = {
+  return {
     tenantId: row.tenant_id,
     pending: row.pending,
     oldestPendingSeconds: Math.round(row.oldest_seconds),
+    ...tenantState(decisions?.get(row.tenant_id)),
   };
-  if (!decision) return { ...line, paused: null, rateLimit: null, state: 'unknown' };
-  const rateLimit = decision.ratePerSecond ?? null;
-  const state = decision.paused ? 'paused' : rateLimit !== null ? 'throttled' : 'publishing';
-  return { ...line, paused: decision.paused, rateLimit, state };
 }
 
-function stateText(report: TenantReport): string {
+/** The STATE column. */
+export function stateText(report: TenantStateReport): string {
   if (report.state === 'unknown') return 'unknown (flags unavailable)';
   if (report.state === 'throttled') return `throttled ${report.rateLimit}/s`;
   return report.state;
 }
 
+/** The table's first line: the flag source, and why it is unavailable (escaped). */
+export function flagSourceLine(source: FlagSourceReport): string {
+  return `flag source: ${source.source}${source.error ? ` (unavailable: ${printable(source.error)})` : ''}`;
+}
+
+/** The line on stderr when the flags are unavailable, or undefined. */
+export function flagsUnavailableLine(source: FlagSourceReport): string | undefined {
+  if (source.error === null) return undefined;
+  return `outbox-relay: tenant flags unavailable (${printable(source.error)}): tenant states are unknown\n`;
+}
+
 function printTable(source: FlagSourceReport, report: readonly TenantReport[]): void {
-  const lines = [
-    `flag source: ${source.source}${source.error ? ` (unavailable: ${printable(source.error)})` : ''}`,
-  ];
+  const lines = [flagSourceLine(source)];
   const ids = report.map((r) => printable(r.tenantId));
   const width = Math.max(6, ...ids.map((id) => id.length));
   lines.push(`${'TENANT'.padEnd(width)}  ${'PENDING'.padStart(9)}  ${'OLDEST'.padStart(6)}  STATE`);
@@ -156,6 +194,15 @@ export async function tenantsCommand(
   options: { json: boolean; top?: boolean; intervalMs?: number },
   logger: Logger,
 ): Promise<number> {
+  if (options.top) {
+    // Loaded for --top only; it builds on this module's flag view and states.
+    const { tenantsTop } = await import('./tenants-top.js');
+    return tenantsTop(
+      config,
+      { json: options.json, intervalMs: options.intervalMs ?? 2000 },
+      logger,
+    );
+  }
   const backlog = await withMigratedOutbox(config, 'tenants', logger, (pool, statements) =>
     tenantBacklog(toSqlExecutor(pool), statements),
   );
@@ -172,9 +219,8 @@ export async function tenantsCommand(
   } else {
     printTable(flags.source, report);
   }
-  if (flags.source.error === null) return 0;
-  process.stderr.write(
-    `outbox-relay: tenant flags unavailable (${printable(flags.source.error)}): tenant states are unknown\n`,
-  );
+  const unavailable = flagsUnavailableLine(flags.source);
+  if (unavailable === undefined) return 0;
+  process.stderr.write(unavailable);
   return 1;
 }

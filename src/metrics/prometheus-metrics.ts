@@ -5,10 +5,12 @@
  * dashboard and the alert rules are checked against it. Counters and
  * histograms are fed by the relay through the {@link RelayObserver} port;
  * gauges about the broker, the gate and the relay are read at scrape time;
- * backlog gauges are set by the {@link BacklogMonitor} from PostgreSQL.
+ * backlog and write-rate gauges are set by the {@link BacklogMonitor} from
+ * PostgreSQL.
  *
  * Cardinality is bounded whatever the number of tenants: the only per-tenant
- * series are the top-N backlogs plus one `tenant="other"` series.
+ * series are the top-N backlogs and the top-N writers, each plus one
+ * `tenant="other"` series.
  */
 import client from 'prom-client';
 import type { PublishFailureKind } from '../errors.js';
@@ -102,6 +104,12 @@ export const METRICS = {
     'Age of the oldest pending row of the tenants with the largest backlogs; tenant="other" is the oldest of the rest',
     ['tenant'],
   ),
+  tenantWriteRate: metric(
+    'tenant_writes_per_second',
+    'gauge',
+    'Events written per second by the tenants writing fastest, between the last two backlog reads (pending rows grown plus rows claimed; a row claimed again counts again); tenant="other" sums the rest',
+    ['tenant'],
+  ),
   statsRefreshed: metric(
     'stats_refreshed_timestamp_seconds',
     'gauge',
@@ -136,6 +144,12 @@ export const METRICS = {
 
 /** The label value that stands for every tenant outside the top N. */
 export const OTHER_TENANTS = 'other';
+
+/** One tenant's write rate; `tenant` undefined sums the tenants outside the top N. */
+export interface TenantRate {
+  tenant: string | undefined;
+  perSecond: number;
+}
 
 /** What the scrape-time gauges read. */
 export interface MetricSources {
@@ -180,6 +194,7 @@ export class RelayMetrics implements RelayObserver {
   private readonly deadRows: client.Gauge;
   private readonly tenantPending: client.Gauge<'tenant'>;
   private readonly tenantOldestPendingAge: client.Gauge<'tenant'>;
+  private readonly tenantWriteRate: client.Gauge<'tenant'>;
   private readonly statsRefreshed: client.Gauge;
 
   /** Also registers prom-client's process and Node.js metrics, with the same prefix. */
@@ -228,6 +243,7 @@ export class RelayMetrics implements RelayObserver {
     this.deadRows = gauge(METRICS.deadRows);
     this.tenantPending = gauge(METRICS.tenantPending) as client.Gauge<'tenant'>;
     this.tenantOldestPendingAge = gauge(METRICS.tenantOldestPendingAge) as client.Gauge<'tenant'>;
+    this.tenantWriteRate = gauge(METRICS.tenantWriteRate) as client.Gauge<'tenant'>;
     this.statsRefreshed = gauge(METRICS.statsRefreshed);
     gauge(METRICS.pausedTenants, (g) => g.set(sources.pausedTenants()));
     gauge(METRICS.throttledTenants, (g) => g.set(sources.throttledTenants()));
@@ -291,6 +307,20 @@ export class RelayMetrics implements RelayObserver {
     this.tenantPending.set({ tenant: OTHER_TENANTS }, folded.pending);
     this.tenantOldestPendingAge.set({ tenant: OTHER_TENANTS }, folded.oldestSeconds);
     this.statsRefreshed.set(at.getTime() / 1000);
+  }
+
+  /**
+   * Sets the write-rate gauges: the top N writers and one entry (tenant
+   * undefined) for the rest. Tenants that left the top N disappear.
+   */
+  setWriteRates(rates: readonly TenantRate[]): void {
+    this.tenantWriteRate.reset();
+    let other = 0;
+    for (const { tenant, perSecond } of rates) {
+      if (tenant === undefined || tenant === OTHER_TENANTS) other += perSecond;
+      else this.tenantWriteRate.set({ tenant }, perSecond);
+    }
+    this.tenantWriteRate.set({ tenant: OTHER_TENANTS }, other);
   }
 
   /** The Prometheus text exposition of every metric. */

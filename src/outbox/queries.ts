@@ -96,9 +96,10 @@ export function outboxStatements(schema: string): OutboxStatements {
     'select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::text[], $9::jsonb[])';
   const pendingM = 'm.published_at is null and m.dead_at is null';
   const notifyChannel = `outbox_relay_${schema}`;
-  // Pending rows and the oldest one's creation time, per tenant: what the
-  // `tenants` command and the backlog metrics both read.
-  const pendingPerTenant = `select tenant_id, count(*) as pending, min(created_at) as oldest
+  // Pending rows and the oldest and newest one's creation time, per tenant:
+  // what the `tenants` command and the backlog metrics both read.
+  const pendingPerTenant = `select tenant_id, count(*) as pending, min(created_at) as oldest,
+      max(created_at) as newest
     from ${t} where published_at is null and dead_at is null group by tenant_id`;
   // A row's tenant and ordering scope as messages_pending_key_idx (migration
   // 0003) holds them: hashes, and no tenant_id column, so that index can serve
@@ -367,23 +368,46 @@ export function outboxStatements(schema: string): OutboxStatements {
     readSequence: `select last_value::text as last_value, is_called from ${quoteIdent(schema)}.messages_id_seq`,
     // Base64 is a third smaller on the wire than bytea's hex text, and decodes natively.
     fetchPayloads: `select id::text as id, encode(payload, 'base64') as payload from ${t} where id = any ($1::bigint[])`,
-    // Metrics: pending rows per tenant for the $1 largest backlogs, the rest
-    // folded into one row with a null tenant; held = pending rows of the
-    // paused tenants $2; plus the dead row count. An index-only pass over the
-    // pending rows (cost grows with the backlog; see docs/operations.md).
+    // Metrics, and `tenants --top`: one pass over the pending rows, grouped by
+    // tenant, read two ways (in one statement, so one snapshot).
+    // - 'backlog' rows: the $1 largest backlogs, the rest folded into one row
+    //   with a null tenant; held = pending rows of the paused tenants $2; plus
+    //   the dead row count.
+    // - 'activity' rows, the two terms of the write rate: pending rows, and the
+    //   rows claimed so far (tenant_leases.claimed, migration 0004), of each
+    //   tenant that wrote (a pending row created since $3) or was claimed (its
+    //   lease runs until $3 or later: every claim sets it past the claim's
+    //   start) since $3. Outside that set neither term changed since $3, so
+    //   the caller keeps its earlier values. $3 null: every tenant with pending
+    //   rows or a lease row, a first read's baseline.
+    // Cost grows with the backlog (see docs/operations.md); rows returned grow
+    // with $1 and with the tenants active since $3.
     backlogStats: `with per_tenant as (${pendingPerTenant}),
       ranked as (
         select *, row_number() over (order by pending desc, tenant_id) as rank from per_tenant
+      ),
+      dead as (select count(*)::float8 as n from ${t} where dead_at is not null),
+      active as (
+        select tenant_id from per_tenant where $3::timestamptz is null or newest >= $3
+        union
+        select tenant_id from ${leases} where $3::timestamptz is null or leased_until >= $3
       )
-      select case when rank <= $1 then tenant_id end as tenant_id,
+      select 'backlog' as section, case when rank <= $1 then tenant_id end as tenant_id,
         sum(pending)::float8 as pending,
         coalesce(extract(epoch from now() - min(oldest)), 0)::float8 as oldest_seconds,
         coalesce(sum(pending) filter (where tenant_id = any ($2::text[])), 0)::float8 as held,
-        (select count(*) from ${t} where dead_at is not null)::float8 as dead
-      from ranked group by 1
+        (select n from dead) as dead, 0::float8 as claimed, now() as read_at
+      from ranked group by 2
       union all
-      select null, 0, 0, 0, (select count(*) from ${t} where dead_at is not null)::float8
-      where not exists (select 1 from per_tenant)`,
+      select 'backlog', null, 0, 0, 0, (select n from dead), 0, now()
+      where not exists (select 1 from per_tenant)
+      union all
+      select 'activity', a.tenant_id, coalesce(p.pending, 0)::float8,
+        coalesce(extract(epoch from now() - p.oldest), 0)::float8, 0, 0,
+        coalesce(l.claimed, 0)::float8, now()
+      from active a
+      left join per_tenant p on p.tenant_id = a.tenant_id
+      left join ${leases} l on l.tenant_id = a.tenant_id`,
   };
 }
 
@@ -806,6 +830,17 @@ export async function readSequence(pool: pg.Pool, statements: OutboxStatements):
   return row ? `${row.last_value}:${row.is_called}` : '';
 }
 
+/** One tenant's write-rate terms at one read (see {@link readBacklogStats}). */
+export interface TenantActivity {
+  tenant: string;
+  /** Pending rows (held ones included). */
+  pending: number;
+  /** Age of the oldest pending row (0 when none). */
+  oldestSeconds: number;
+  /** Rows claimed so far (tenant_leases.claimed; 0 without a lease row). */
+  claimed: number;
+}
+
 /** The backlog as the metrics report it. */
 export interface BacklogStats {
   pending: number;
@@ -814,34 +849,83 @@ export interface BacklogStats {
   dead: number;
   /** The largest backlogs by tenant; `tenant` undefined sums all the others. */
   tenants: { tenant: string | undefined; pending: number; oldestSeconds: number }[];
+  /** The tenants that wrote or were claimed since `activeSince` (all of them without it). */
+  activity: TenantActivity[];
+  /** The database's time of the read (its transaction's start). */
+  readAt: Date;
+}
+
+/** What {@link readBacklogStats} reads. */
+export interface BacklogReadOptions {
+  /** How many of the largest backlogs get a row of their own. */
+  topTenants: number;
+  /** Their pending rows count as held. */
+  pausedTenants: readonly string[];
+  /** The statement's time limit. */
+  timeoutMs: number;
+  /**
+   * Return activity only for the tenants that wrote or were claimed since
+   * then (database time); null or absent: every tenant with pending rows or a
+   * lease row.
+   */
+  activeSince?: Date | null;
 }
 
 /**
- * Reads the backlog gauges in one statement, bounded by `timeoutMs` so that a
- * huge backlog can never make it run for long.
+ * Reads the backlog gauges and the tenants' write-rate terms in one
+ * read-only statement, bounded by `timeoutMs` so that a huge backlog can
+ * never make it run for long.
  */
 export async function readBacklogStats(
   pool: pg.Pool,
   statements: OutboxStatements,
-  options: { topTenants: number; pausedTenants: readonly string[]; timeoutMs: number },
+  options: BacklogReadOptions,
 ): Promise<BacklogStats> {
   // Bounded in time; one core, no parallel workers; group in memory (about
-  // 0.4 s per million pending rows over 100k tenants, measured). One round trip.
+  // 0.4 s per million pending rows over 100k tenants, measured). No JIT: the
+  // activity join's row estimate is far too high, and at a million pending
+  // rows compiling the plan cost 0.26 s, more than half of running it. One
+  // round trip.
   const begin = `begin read only;
     set local statement_timeout = ${Math.max(1, Math.round(options.timeoutMs))};
-    set local max_parallel_workers_per_gather = 0; set local work_mem = '32MB'`;
+    set local max_parallel_workers_per_gather = 0; set local work_mem = '32MB';
+    set local jit = off`;
   const rows = await inTransaction(pool, begin, async (client) => {
     const result = await client.query<{
+      section: 'backlog' | 'activity';
       tenant_id: string | null;
       pending: number;
       oldest_seconds: number;
       held: number;
       dead: number;
-    }>(statements.backlogStats, [options.topTenants, options.pausedTenants]);
+      claimed: number;
+      read_at: Date;
+    }>(statements.backlogStats, [
+      options.topTenants,
+      options.pausedTenants,
+      options.activeSince ?? null,
+    ]);
     return result.rows;
   });
-  const stats: BacklogStats = { pending: 0, oldestSeconds: 0, held: 0, dead: 0, tenants: [] };
+  const stats: BacklogStats = {
+    pending: 0,
+    oldestSeconds: 0,
+    held: 0,
+    dead: 0,
+    tenants: [],
+    activity: [],
+    readAt: rows[0]?.read_at ?? new Date(),
+  };
   for (const row of rows) {
+    if (row.section === 'activity') {
+      stats.activity.push({
+        tenant: row.tenant_id ?? '',
+        pending: row.pending,
+        oldestSeconds: row.oldest_seconds,
+        claimed: row.claimed,
+      });
+      continue;
+    }
     stats.pending += row.pending;
     stats.held += row.held;
     stats.dead = row.dead;

@@ -9,13 +9,13 @@
 # (RUN --mount: BuildKit, the default builder since Docker 23).
 
 # Build: install everything, compile TypeScript, then drop the dev dependencies.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 RUN --mount=type=bind,target=/context \
     --mount=type=cache,target=/root/.npm,sharing=locked \
     bash /context/scripts/build-image.sh --from /context /app
 
 # Demo producer (not for production): every dependency, the sources, and tsx.
-FROM node:20-bookworm-slim AS demo
+FROM node:24-bookworm-slim AS demo
 RUN --mount=type=bind,target=/context \
     --mount=type=cache,target=/root/.npm,sharing=locked \
     bash /context/scripts/build-image.sh --from /context --demo /app
@@ -26,7 +26,7 @@ ENTRYPOINT ["node", "node_modules/tsx/dist/cli.mjs", "scripts/producer.ts"]
 
 # Runtime (the default target): only what `node dist/cli/main.js` needs, owned
 # by root and run as the unprivileged `node` user (uid 1000).
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     OUTBOX_HTTP_PORT=8080
 WORKDIR /app

@@ -12,7 +12,7 @@ import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
 import { pgSchema, serial, text } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePostgresJs } from 'drizzle-orm/postgres-js';
 import knexFactory from 'knex';
-import { Kysely, PostgresDialect } from 'kysely';
+import { CamelCasePlugin, Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import postgres from 'postgres';
 import { DataTypes, Sequelize } from 'sequelize';
@@ -378,6 +378,26 @@ describe.each(clientCases)('enqueue on $name', (client) => {
     expect(await storedRows(messages.map((m) => m.messageId))).toEqual(
       messages.map((m, i) => expectedRow(m, inserted[i])),
     );
+  });
+});
+
+describe('enqueue on a Kysely with a CamelCasePlugin', () => {
+  it('still returns the ids of the rows it stored (the plugin would rename message_id)', async () => {
+    const camel = new Kysely<unknown>({
+      dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: db.url, max: 1 }) }),
+      plugins: [new CamelCasePlugin()],
+    });
+    try {
+      const messages = [message(0), message(1)];
+      const inserted = await camel
+        .transaction()
+        .execute((trx) => enqueue(trx, messages, { schema: db.schema }));
+      expect(await storedRows(messages.map((m) => m.messageId))).toEqual(
+        messages.map((m, i) => expectedRow(m, inserted[i])),
+      );
+    } finally {
+      await camel.destroy();
+    }
   });
 });
 

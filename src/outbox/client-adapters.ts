@@ -2,7 +2,8 @@
  * Every database client `enqueue` can run on, each recognised by shape (never
  * `instanceof`: the application may load its own copy of any library) and
  * adapted to one parameterised statement with rows back. The only code in
- * outbox-relay that knows these libraries; none of them is imported.
+ * outbox-relay that knows these libraries; none is imported but Kysely, a
+ * dependency of outbox-relay, for its CompiledQuery.
  *
  * Each adapter keeps the caller's transaction: it runs the statement on the
  * object that holds it (the pg client after `begin`, the Knex or Sequelize
@@ -40,7 +41,8 @@ function call<T>(value: unknown, key: string, ...args: unknown[]): T {
 /**
  * `$1`-style text to `?` placeholders for Knex, with the values in placeholder
  * order (a `$n` may repeat). A literal `?` is escaped so Knex leaves it alone.
- * Knex's raw binds an array as one parameter, as `$7::bytea[]` needs.
+ * Knex's raw binds an array as one parameter, as `$7::bytea[]` needs. (The
+ * outbox statements hold no `$` in literals, which this would misread.)
  */
 function toQuestionMarks(text: string, values: readonly unknown[]): [string, unknown[]] {
   const ordered: unknown[] = [];
@@ -51,13 +53,15 @@ function toQuestionMarks(text: string, values: readonly unknown[]): [string, unk
   return [sql, ordered];
 }
 
+// Without the caller's plugins: a CamelCasePlugin would rename the columns
+// the statement returns (message_id to messageId).
 const kysely: ClientAdapter = {
   accepts: 'a Kysely instance or transaction',
   matches: (v) => hasMethod(v, 'executeQuery') && hasMethod(v, 'selectFrom'),
   wrap: (v) => ({
     async run<Row>(text: string, values: readonly unknown[]) {
       const result = await call<Promise<{ rows: Row[] }>>(
-        v,
+        hasMethod(v, 'withoutPlugins') ? call(v, 'withoutPlugins') : v,
         'executeQuery',
         CompiledQuery.raw(text, [...values]),
       );

@@ -146,6 +146,130 @@ export async function measureWritePath(
   };
 }
 
+/** One statement style's medians over its rounds. */
+export interface NamingFigures {
+  transactionsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+/** Named vs unnamed enqueue statements at one writer count. */
+export interface StatementNamingRun {
+  writers: number;
+  rounds: number;
+  named: NamingFigures;
+  unnamed: NamingFigures;
+  /** unnamed p50 / named p50 − 1: what parsing every statement adds to a business transaction. */
+  addedP50: number;
+  /** unnamed throughput / named throughput. */
+  throughputRatio: number;
+}
+
+/** Business transactions (an order, one enqueue) on `clients` for `seconds`; their latencies. */
+async function timedTransactions(
+  clients: readonly pg.Client[],
+  seconds: number,
+  preparedStatements: boolean,
+  schema: string,
+): Promise<number[]> {
+  const latencies: number[] = [];
+  const end = performance.now() + seconds * 1000;
+  await Promise.all(
+    clients.map(async (client, w) => {
+      for (let k = 0; performance.now() < end; k++) {
+        const started = performance.now();
+        await client.query('begin');
+        await client.query('insert into bench_orders (customer, total) values ($1, $2)', [
+          `c${w}`,
+          k,
+        ]);
+        await enqueue(client, event(k), { schema, preparedStatements });
+        await client.query('commit');
+        latencies.push(performance.now() - started);
+      }
+    }),
+  );
+  return latencies;
+}
+
+/**
+ * What unnamed statements (enqueue's default, for transaction poolers) cost
+ * against named ones (`preparedStatements: true`): the same writers, on the
+ * same connections, alternate between the two for `rounds` rounds of
+ * `seconds` each (ABBA order, so drift and warm-up hit both alike); each
+ * figure is the median over a style's rounds.
+ */
+export async function measureStatementNaming(
+  env: BenchEnv,
+  options: { rounds: number; seconds: number; writerCounts?: readonly number[] },
+  log: (line: string) => void,
+): Promise<StatementNamingRun[]> {
+  const schema = 'bench_naming';
+  await freshSchema(env, schema);
+  await ensureOrdersTable(env);
+  const results: StatementNamingRun[] = [];
+  try {
+    for (const writers of options.writerCounts ?? [1, 32]) {
+      const clients = await connectClients(env, writers);
+      const rounds = { named: [] as NamingFigures[], unnamed: [] as NamingFigures[] };
+      try {
+        for (let round = 0; round < options.rounds; round++) {
+          const order =
+            round % 2 === 0 ? (['named', 'unnamed'] as const) : (['unnamed', 'named'] as const);
+          for (const style of order) {
+            const latencies = await timedTransactions(
+              clients,
+              options.seconds,
+              style === 'named',
+              schema,
+            );
+            rounds[style].push({
+              transactionsPerSecond: latencies.length / options.seconds,
+              p50Ms: percentile(latencies, 50),
+              p99Ms: percentile(latencies, 99),
+            });
+          }
+        }
+      } finally {
+        for (const client of clients) await client.end().catch(() => undefined);
+      }
+      const median = (figures: NamingFigures[]): NamingFigures => ({
+        transactionsPerSecond: percentile(
+          figures.map((f) => f.transactionsPerSecond),
+          50,
+        ),
+        p50Ms: percentile(
+          figures.map((f) => f.p50Ms),
+          50,
+        ),
+        p99Ms: percentile(
+          figures.map((f) => f.p99Ms),
+          50,
+        ),
+      });
+      const named = median(rounds.named);
+      const unnamed = median(rounds.unnamed);
+      const run: StatementNamingRun = {
+        writers,
+        rounds: options.rounds,
+        named,
+        unnamed,
+        addedP50: unnamed.p50Ms / named.p50Ms - 1,
+        throughputRatio: unnamed.transactionsPerSecond / named.transactionsPerSecond,
+      };
+      results.push(run);
+      log(
+        `  ${String(writers).padStart(2)} writers: named ${Math.round(named.transactionsPerSecond)} tx/s, p50 ${named.p50Ms.toFixed(3)} ms; ` +
+          `unnamed ${Math.round(unnamed.transactionsPerSecond)} tx/s, p50 ${unnamed.p50Ms.toFixed(3)} ms ` +
+          `(p50 ${(100 * run.addedP50).toFixed(1)}%, throughput ×${run.throughputRatio.toFixed(3)})`,
+      );
+    }
+  } finally {
+    await env.pool.query(`drop schema if exists "${schema}" cascade`);
+  }
+  return results;
+}
+
 /** Enqueue throughput with the broker reachable and unreachable, a relay running both times. */
 export interface BrokerDownResult {
   upPerSecond: number;

@@ -1,7 +1,7 @@
 /**
  * Seeing a flood as ops would: a relay (`outbox-relay run`, HTTP endpoint on)
  * publishes while a writer enqueues heavily for one tenant and lightly for
- * five others. `outbox-relay tenants --top --json` lists the flooder first,
+ * three others. `outbox-relay tenants --top --json` lists the flooder first,
  * and /metrics gives it the highest write rate. Throttled by its flag, the
  * flooder's rate stays near what it writes (its held-back claims do not
  * count), and `--top` shows it throttled.
@@ -23,9 +23,9 @@ const dir = mkdtempSync(join(tmpdir(), 'outbox-flood-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const FLOODER = 'flooder';
-const OTHERS = ['acme', 'globex', 'initech', 'umbrella', 'hooli'];
+const OTHERS = ['acme', 'globex', 'initech'];
 /** Per transaction: this many rows of the flooder, one of each other tenant. */
-const FLOOD_ROWS = 10;
+const FLOOD_ROWS = 20;
 
 /** A tenant line of `tenants --top --json`. */
 interface TopTenant {
@@ -48,7 +48,7 @@ interface TopReport {
 
 /**
  * A writer: one transaction after another (the flooder's rows and one of each
- * of `others`), until stopped, or 60 s, or 50,000 flooder rows.
+ * of `others`), until stopped, or 60 s, or 200,000 flooder rows.
  */
 function startWriter(others: readonly string[] = OTHERS): {
   written: () => number;
@@ -59,7 +59,7 @@ function startWriter(others: readonly string[] = OTHERS): {
   let flooded = 0;
   const done = (async () => {
     const deadline = Date.now() + 60_000;
-    for (let i = 0; !stopped && Date.now() < deadline && flooded < 50_000; i++) {
+    for (let i = 0; !stopped && Date.now() < deadline && flooded < 200_000; i++) {
       await enqueue(
         db.pool,
         [
@@ -90,7 +90,7 @@ function writeRates(scrape: Scrape): Map<string, number> {
 
 async function topJson(env: Record<string, string> = {}): Promise<TopReport> {
   const result = await runCli(
-    ['tenants', '--top', '--json', '--interval', '1'],
+    ['tenants', '--top', '--json', '--interval', '2'],
     cliEnv(fixture, env),
   );
   expect(result, result.stderr).toMatchObject({ code: 0 });
@@ -103,15 +103,15 @@ describe('a tenant flooding the outbox', () => {
     const writer = startWriter();
     try {
       const port = await relayPort(relay);
-      // The CLI takes two reads one second apart, while the writer writes.
+      // The CLI takes two reads two seconds apart, while the writer writes.
       const report = await topJson();
-      expect(report.intervalSeconds).toBeGreaterThan(0.9);
+      expect(report.intervalSeconds).toBeGreaterThan(1.9);
       const [first, ...rest] = report.tenants;
       expect(first).toMatchObject({ tenantId: FLOODER, state: 'publishing', paused: false });
       const others = rest.filter((t) => OTHERS.includes(t.tenantId));
       expect(others.length).toBeGreaterThan(0);
       for (const other of others) {
-        expect(other.writesPerSecond ?? 0).toBeLessThan((first?.writesPerSecond ?? 0) / 5);
+        expect(other.writesPerSecond ?? 0).toBeLessThan((first?.writesPerSecond ?? 0) / 3);
       }
       expect(first?.writesPerSecond ?? 0).toBeGreaterThan(report.writesPerSecond / 2);
 
@@ -125,8 +125,8 @@ describe('a tenant flooding the outbox', () => {
       expect(ranked[0]?.[0]).toBe(FLOODER);
       const all = [...rates.values()].reduce((sum, rate) => sum + rate, 0);
       expect(rates.get(FLOODER) ?? 0).toBeGreaterThan(all / 2);
-      // Top 3: the flooder and two others get a label, the rest are "other".
-      expect(rates.size).toBeLessThanOrEqual(4);
+      // Top 2: the flooder and one other get a label, the rest are "other".
+      expect(rates.size).toBeLessThanOrEqual(3);
       expect(rates.has('other')).toBe(true);
     } finally {
       await writer.stop();
@@ -145,9 +145,10 @@ describe('a tenant flooding the outbox', () => {
         },
       }),
     );
-    const relay = startRelay({ OUTBOX_FLAGS_FILE: flags });
-    // Alone, the flooder gets whole batches: each claim takes up to 500 of its
-    // rows for a budget of a few, and holds the rest back for the next claim.
+    // Alone, the flooder gets whole batches (the default 1,000 rows): each
+    // claim takes up to a batch of its rows for a budget of a few, and holds
+    // the rest back for the next claim.
+    const relay = startRelay({ OUTBOX_FLAGS_FILE: flags, OUTBOX_BATCH_SIZE: '1000' });
     const writer = startWriter([]);
     try {
       await relayPort(relay);
@@ -160,8 +161,8 @@ describe('a tenant flooding the outbox', () => {
       const first = report.tenants[0];
       expect(first).toMatchObject({ tenantId: FLOODER, state: 'throttled', rateLimit: 50 });
       // Rows claimed again and again while held back would multiply it.
-      expect(first?.writesPerSecond ?? 0).toBeGreaterThan(writtenRate / 2);
-      expect(first?.writesPerSecond ?? 0).toBeLessThan(writtenRate * 2);
+      expect(first?.writesPerSecond ?? 0).toBeGreaterThan(writtenRate / 3);
+      expect(first?.writesPerSecond ?? 0).toBeLessThan(writtenRate * 3);
     } finally {
       await writer.stop();
       await stopRelay(relay);
@@ -176,8 +177,12 @@ function startRelay(env: Record<string, string> = {}): CliProcess {
       LOG_LEVEL: 'info',
       OUTBOX_HTTP_PORT: '0',
       OUTBOX_HTTP_HOST: '127.0.0.1',
-      OUTBOX_STATS_INTERVAL: '1s',
-      OUTBOX_METRICS_TOP_TENANTS: '3',
+      OUTBOX_STATS_INTERVAL: '2s',
+      OUTBOX_METRICS_TOP_TENANTS: '2',
+      // The rate of a tenant drained at full speed swings by the change of its
+      // rows in flight over an interval (docs/operations.md, "The write rate"):
+      // up to 3 × 200 rows here, against about 20 times the others' rate.
+      OUTBOX_BATCH_SIZE: '200',
       ...env,
     }),
   );

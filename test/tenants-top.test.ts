@@ -81,6 +81,7 @@ describe('outbox-relay tenants --top', () => {
     expect(await top.exited).toBe(0);
     const output = top.output();
     expect(output).not.toContain('\x1b');
+    expect(output.startsWith('flag source: none\n')).toBe(true);
     expect(output).toMatch(/^TENANT\s+WRITES\/S\s+PENDING\s+OLDEST\s+STATE$/m);
     expect(output).toMatch(/^\d\d:\d\d:\d\d UTC, over 1\.\d+s: \S+ writes\/s, \d+ pending /m);
     const last = tables(output).at(-1) ?? [];

@@ -129,7 +129,9 @@ async function liveView(
   process.once('exit', restore);
   screen.enter();
   try {
-    screen.draw([`measuring write rates over ${intervalMs / 1000}s... (Ctrl-C to quit)`]);
+    if (screen.live) {
+      screen.draw([`measuring write rates over ${intervalMs / 1000}s... (Ctrl-C to quit)`]);
+    }
     let next = Date.now();
     while (!stop) {
       try {

@@ -12,7 +12,9 @@
  * its relay died or shut down unconfirmed, or after it was held back. Held
  * rows are the big case (a throttled tenant's claims take far more rows than
  * its budget), so, for a paused or rate-limited tenant, the claimed term is
- * capped at what it may publish.
+ * capped at what it may publish. Over one interval it also moves with the
+ * tenant's rows in flight (claimed, still pending), by at most the relays'
+ * in-flight rows; that error cancels out over the next reads.
  */
 import type pg from 'pg';
 import type { Logger } from '../log/logger.js';

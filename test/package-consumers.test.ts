@@ -4,10 +4,10 @@
  * scratch app, then used from a CommonJS and an ES module script on the real
  * PostgreSQL and type-checked under `module: nodenext` and `module: commonjs`.
  *
- * No network: the scratch app starts with a copy of the packages the tarball
- * and the app need, taken from this checkout's node_modules by following
- * package-lock.json, so `npm install --offline` finds every dependency in
- * place and only adds outbox-relay itself.
+ * No network, not even npm's cache: the scratch app starts with a copy of the
+ * packages the tarball and the app need (and their bin links), taken from this
+ * checkout's node_modules by following package-lock.json, so `npm install
+ * --offline` finds every dependency in place and only adds outbox-relay.
  */
 import { execFile } from 'node:child_process';
 import {
@@ -16,7 +16,9 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,20 +51,22 @@ interface LockEntry {
   peerDependenciesMeta?: Record<string, { optional?: boolean }>;
 }
 
+/** This checkout's package-lock.json: what its node_modules holds, and where. */
+const LOCK = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as {
+  packages: Record<string, LockEntry>;
+};
+
 /**
  * The top-level node_modules folders (`node_modules/x`, `node_modules/@s/x`)
  * holding `names` and everything they need, resolved the way Node does in
  * this checkout's package-lock.json.
  */
 function installedClosure(names: readonly string[]): Set<string> {
-  const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as {
-    packages: Record<string, LockEntry>;
-  };
   const seen = new Set<string>();
   const visit = (from: string, name: string): void => {
     for (let dir = from; ; dir = dir.slice(0, Math.max(0, dir.lastIndexOf('/node_modules/')))) {
       const key = `${dir ? `${dir}/` : ''}node_modules/${name}`;
-      const entry = lock.packages[key];
+      const entry = LOCK.packages[key];
       if (entry) {
         if (seen.has(key)) return;
         seen.add(key);
@@ -218,21 +222,25 @@ beforeAll(async () => {
 
   app = join(workDir, 'app');
   mkdirSync(app);
-  const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as {
-    packages: Record<string, LockEntry>;
-  };
   const appDependencies = Object.fromEntries(
-    APP_DEPENDENCIES.map((name) => [name, lock.packages[`node_modules/${name}`]?.version ?? '*']),
+    APP_DEPENDENCIES.map((name) => [name, LOCK.packages[`node_modules/${name}`]?.version ?? '*']),
   );
   writeFileSync(
     join(app, 'package.json'),
     JSON.stringify({ name: 'scratch-app', private: true, dependencies: appDependencies }),
   );
-  for (const folder of installedClosure([
-    ...Object.keys(manifest.dependencies),
-    ...APP_DEPENDENCIES,
-  ])) {
+  const folders = installedClosure([...Object.keys(manifest.dependencies), ...APP_DEPENDENCIES]);
+  for (const folder of folders) {
     cpSync(join(ROOT, folder), join(app, folder), { recursive: true });
+  }
+  // Their bin links too: npm would otherwise reinstall a package whose bin is missing.
+  mkdirSync(join(app, 'node_modules', '.bin'));
+  for (const bin of readdirSync(join(ROOT, 'node_modules', '.bin'))) {
+    const target = readlinkSync(join(ROOT, 'node_modules', '.bin', bin));
+    const folder = target.match(/^\.\.\/((?:@[^/]+\/)?[^/]+)\//)?.[1];
+    if (folder && folders.has(`node_modules/${folder}`)) {
+      symlinkSync(target, join(app, 'node_modules', '.bin', bin));
+    }
   }
   await run(
     'npm',
@@ -255,7 +263,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-/** Runs one of the app's scripts on the Node running the tests; its one line of JSON, and nothing on stderr. */
+/** Runs an app script on the Node running the tests: its line of JSON; stderr must be empty. */
 async function runApp(dir: string, script: string): Promise<AppReport> {
   const { stdout, stderr } = await run(process.execPath, [script], {
     cwd: dir,

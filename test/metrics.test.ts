@@ -8,6 +8,8 @@
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { describe, expect, it } from 'vitest';
 import { createPool } from '../src/db/pool.js';
+import { silentLogger } from '../src/log/logger.js';
+import { BacklogMonitor } from '../src/metrics/backlog-monitor.js';
 import { RelayMetrics } from '../src/metrics/prometheus-metrics.js';
 import { readBacklogStats } from '../src/outbox/queries.js';
 import { useOutboxFixture } from './helpers/fixture.js';
@@ -187,6 +189,54 @@ describe('backlog metrics', () => {
     const recent = await read(new Date(all.readAt.getTime() - 60_000));
     expect(byTenant(recent)).toEqual({ writer: [3, 0], claimed: [1, 40] });
     expect(recent.readAt.getTime()).toBeGreaterThanOrEqual(all.readAt.getTime());
+  });
+
+  it("count none of a paused tenant's claims and at most a throttled tenant's rate of them", async () => {
+    const { db } = fixture;
+    const s = `"${db.schema}"`;
+    await db.pool.query(`truncate ${s}.messages, ${s}.tenant_leases`);
+    await db.pool.query(
+      `insert into ${s}.tenant_leases (tenant_id, relay_id, leased_until, claimed)
+       select t, gen_random_uuid(), now() + interval '1 minute', 0
+       from unnest(array['open', 'throttled', 'paused']) t`,
+    );
+    const metrics = new RelayMetrics('test_', idleSources);
+    const monitor = new BacklogMonitor(db.pool, db.statements, metrics, {
+      intervalMs: 60_000,
+      topTenants: 5,
+      pausedTenants: () => ['paused'],
+      decide: async (tenants) =>
+        new Map(
+          tenants.map((tenant) => [
+            tenant,
+            { paused: tenant === 'paused', ratePerSecond: tenant === 'throttled' ? 5 : undefined },
+          ]),
+        ),
+      logger: silentLogger,
+    });
+    const rates = async () =>
+      Object.fromEntries(
+        (
+          parsePrometheusTextFormat(await metrics.registry.metrics()).find(
+            (f) => f.name === 'test_tenant_writes_per_second',
+          )?.metrics ?? []
+        ).map((m) => [m.labels?.tenant, Number(m.value)]),
+      );
+    await monitor.refresh();
+    expect(await rates()).toEqual({});
+    // Claims took 10,000 rows of each. The paused and throttled tenants' were
+    // mostly held back, to be claimed again: they count as writes only up to
+    // what those tenants may publish (nothing, 5/s).
+    await db.pool.query(`update ${s}.tenant_leases set claimed = 10000`);
+    const started = Date.now();
+    await monitor.refresh();
+    const seconds = (Date.now() - started) / 1000 + 1;
+    const after = await rates();
+    expect(after.open).toBeGreaterThan(10_000 / seconds);
+    expect(after.throttled).toBeGreaterThan(0);
+    expect(after.throttled).toBeLessThanOrEqual(5);
+    expect(after.paused).toBeUndefined();
+    expect(after.other).toBe(0);
   });
 
   it('export the fastest writers by tenant, the rest as one "other" series', async () => {

@@ -383,7 +383,7 @@ export const SETTINGS = {
     scope: 'relay',
     default: '10',
     description:
-      'Per-tenant metrics carry a tenant label only for this many tenants with the largest backlog; the rest are summed under tenant="other"',
+      'Per-tenant metrics carry a tenant label only for this many tenants with the largest backlog, and this many writing fastest; the rest are summed under tenant="other"',
     parse: integer(0, 1000),
   }),
   statsIntervalMs: setting({

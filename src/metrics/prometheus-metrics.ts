@@ -17,6 +17,7 @@ import type { PublishFailureKind } from '../errors.js';
 import type { BacklogStats } from '../outbox/queries.js';
 import type { PublisherStatus } from '../relay/publisher.js';
 import type { BatchOutcome, RelayObserver } from '../relay/relay-observer.js';
+import type { TenantGateStatus } from '../relay/tenant-gate.js';
 
 export type MetricType = 'counter' | 'gauge' | 'histogram';
 
@@ -47,7 +48,7 @@ export const METRICS = {
   failed: metric(
     'messages_failed_total',
     'counter',
-    'Publish attempts that failed, by kind (unroutable, nacked, channel_closed, connection_lost, rejected); the rows are retried',
+    'Publish attempts that failed, by kind (unroutable, nacked, channel_closed, connection_lost, rejected, unpublishable); unpublishable rows go dead at once, the others are retried',
     ['kind'],
   ),
   returned: metric(
@@ -58,7 +59,7 @@ export const METRICS = {
   dead: metric(
     'messages_dead_total',
     'counter',
-    'Rows that reached the maximum number of attempts and were marked dead',
+    'Rows marked dead: at the maximum number of attempts, or at once when they can never be published',
   ),
   heldTotal: metric(
     'messages_held_total',
@@ -137,10 +138,28 @@ export const METRICS = {
     '1 while the broker blocks publishing (memory or disk alarm)',
   ),
   brokerChannels: metric('broker_channels', 'gauge', 'Open AMQP channels of this relay'),
-  ready: metric('ready', 'gauge', 'Readiness by check (database, broker, flags): 1 ready, 0 not', [
-    'check',
-  ]),
+  ready: metric(
+    'ready',
+    'gauge',
+    'Readiness by check (database, broker, flags, claims): 1 ready, 0 not',
+    ['check'],
+  ),
+  flagsState: metric(
+    'flags_state',
+    'gauge',
+    'Where tenant decisions come from: 1 for the current one of live, saved (flags saved in PostgreSQL or Redis while the source is unavailable), fail_open, fail_closed',
+    ['state'],
+  ),
+  flagsSavedAge: metric(
+    'flags_saved_age_seconds',
+    'gauge',
+    'While saved flags apply: seconds since a relay last received them from LaunchDarkly (absent otherwise, and for Redis)',
+    ['store'],
+  ),
 } as const;
+
+/** The values of the flags_state gauge's `state` label. */
+const FLAG_STATES = ['live', 'saved', 'fail_open', 'fail_closed'] as const;
 
 /** The label value that stands for every tenant outside the top N. */
 export const OTHER_TENANTS = 'other';
@@ -159,6 +178,8 @@ export interface MetricSources {
   inFlight(): number;
   /** The last readiness result, by check. */
   readiness(): Readonly<Record<string, boolean>>;
+  /** Where the tenant gate's decisions come from (live flags, saved flags, a fallback). */
+  flags?(): TenantGateStatus;
 }
 
 const LATENCY_BUCKETS = [
@@ -254,6 +275,26 @@ export class RelayMetrics implements RelayObserver {
     gauge(METRICS.ready, (g) => {
       for (const [check, ok] of Object.entries(sources.readiness())) g.set({ check }, ok ? 1 : 0);
     });
+    const flags = sources.flags;
+    if (flags) {
+      gauge(METRICS.flagsState, (g) => {
+        const status = flags();
+        const now =
+          status.initialized || status.source === 'none'
+            ? 'live'
+            : status.saved
+              ? 'saved'
+              : status.failing === 'closed'
+                ? 'fail_closed'
+                : 'fail_open';
+        for (const state of FLAG_STATES) g.set({ state }, state === now ? 1 : 0);
+      });
+      gauge(METRICS.flagsSavedAge, (g) => {
+        g.reset();
+        const saved = flags().saved;
+        if (saved?.ageSeconds !== undefined) g.set({ store: saved.store }, saved.ageSeconds);
+      });
+    }
     client.collectDefaultMetrics({ register: this.registry, prefix });
   }
 

@@ -124,6 +124,7 @@ export async function openRelayRuntime(
         throttledTenants: () => relay.throttledTenants(),
         inFlight: () => relay.inFlight(),
         readiness: () => readiness.last(),
+        flags: () => gate.status(),
       })
     : undefined;
   const relay = new Relay(
@@ -153,6 +154,7 @@ export async function openRelayRuntime(
         intervalMs: config.statsIntervalMs,
         topTenants: config.metricsTopTenants,
         pausedTenants: () => gate.pausedTenants(),
+        decide: (tenants) => gate.decide(tenants),
         logger,
       })
     : undefined;

@@ -6,6 +6,7 @@
 /** Every code an {@link OutboxError} can carry. */
 export type OutboxErrorCode =
   | 'INVALID_MESSAGE'
+  | 'UNSUPPORTED_EXECUTOR'
   | 'INVALID_CONFIG'
   | 'DATABASE_UNAVAILABLE'
   | 'BROKER_UNAVAILABLE'
@@ -36,6 +37,18 @@ export class InvalidMessageError extends OutboxError {
     super('INVALID_MESSAGE', `invalid outbox message #${index}: ${field} ${reason}`);
     this.field = field;
     this.index = index;
+  }
+}
+
+/**
+ * `enqueue` was handed something it cannot run SQL on: not one of the
+ * supported clients' transactions. Thrown before anything is written.
+ */
+export class UnsupportedExecutorError extends OutboxError {
+  declare readonly code: 'UNSUPPORTED_EXECUTOR';
+
+  constructor(message: string) {
+    super('UNSUPPORTED_EXECUTOR', message);
   }
 }
 

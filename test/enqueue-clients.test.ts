@@ -18,7 +18,7 @@ import postgres from 'postgres';
 import { DataTypes, Sequelize } from 'sequelize';
 import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidMessageError } from '../src/errors.js';
+import { UnsupportedExecutorError } from '../src/errors.js';
 import { enqueue } from '../src/outbox/enqueue.js';
 import type { OutboxMessage } from '../src/outbox/message.js';
 import type { InsertedMessage } from '../src/outbox/queries.js';
@@ -407,8 +407,8 @@ describe('recognising executors', () => {
       save(): void {}
     }
     const attempt = enqueue(new OrderRepository(), message(0), { schema: db.schema });
-    await expect(attempt).rejects.toBeInstanceOf(InvalidMessageError);
-    await expect(attempt).rejects.toMatchObject({ code: 'INVALID_MESSAGE', field: 'executor' });
+    await expect(attempt).rejects.toBeInstanceOf(UnsupportedExecutorError);
+    await expect(attempt).rejects.toMatchObject({ code: 'UNSUPPORTED_EXECUTOR' });
     await expect(attempt).rejects.toThrow(/an instance of OrderRepository/);
     await expect(attempt).rejects.toThrow(
       /Knex transaction.*Sequelize transaction.*TypeORM EntityManager.*pg Client/,

@@ -1,6 +1,7 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { UnsupportedExecutorError } from '../src/errors.js';
 import { enqueue } from '../src/outbox/enqueue.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { orderEvent } from './helpers/messages.js';
@@ -116,7 +117,9 @@ describe('enqueue', () => {
   });
 
   it('rejects something that is not an executor before doing anything', async () => {
-    await expect(enqueue({}, orderEvent('events', 'acme', 1))).rejects.toThrow(TypeError);
+    await expect(enqueue({}, orderEvent('events', 'acme', 1))).rejects.toThrow(
+      UnsupportedExecutorError,
+    );
     await expect(enqueue(null, orderEvent('events', 'acme', 1))).rejects.toThrow(
       /Kysely instance or transaction/,
     );

@@ -122,18 +122,21 @@ export function outboxStatements(schema: string): OutboxStatements {
     beginClaim: `begin isolation level read committed;
       select pg_advisory_xact_lock(hashtextextended('outbox-relay:claim:${schema}', 0)), set_config('jit', 'off', true)`,
     holdLiveness: 'select pg_try_advisory_lock(hashtextextended($1, 0)) as held',
-    insert: `insert into ${t} (${insertColumns}) ${unnest} returning id::text as id, message_id::text as message_id`,
+    // Returned columns are one lower-case word each (id, mid): clients that
+    // rename result columns (postgres.js transform, Knex postProcessResponse,
+    // Kysely CamelCasePlugin) leave them as they are.
+    insert: `insert into ${t} (${insertColumns}) ${unnest} returning id::text as id, message_id::text as mid`,
     // One message, the common case: plain VALUES, so the payload travels as a
     // binary parameter (pg sends bytea[] elements as hex text).
     insertOne: `insert into ${t} (${insertColumns}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-      returning id::text as id, message_id::text as message_id`,
+      returning id::text as id, message_id::text as mid`,
     insertOneAndNotify: `with inserted as (insert into ${t} (${insertColumns})
         values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning id, message_id),
       notified as (select pg_notify($10, ''))
-      select inserted.id::text as id, inserted.message_id::text as message_id from inserted cross join notified`,
+      select inserted.id::text as id, inserted.message_id::text as mid from inserted cross join notified`,
     insertAndNotify: `with inserted as (insert into ${t} (${insertColumns}) ${unnest} returning id, message_id),
       notified as (select pg_notify($10, ''))
-      select inserted.id::text as id, inserted.message_id::text as message_id from inserted cross join notified`,
+      select inserted.id::text as id, inserted.message_id::text as mid from inserted cross join notified`,
     // $1 relay id, $2 round-robin cursor (last tenant served), $3 most tenants to visit,
     // $4 fewest rows to read per tenant, $5 batch size, $6 lease seconds, $7 paused tenants,
     // $8 ids this relay has in flight, $9 whether this relay must hold its liveness lock.
@@ -442,7 +445,7 @@ export async function insertMessages(
       r.headers,
     ];
     if (options.notify) values.push(statements.notifyChannel);
-    const [row] = await db.run<{ id: string; message_id: string }>(
+    const [row] = await db.run<{ id: string; mid: string }>(
       options.notify ? statements.insertOneAndNotify : statements.insertOne,
       values,
       named(`outbox_insert_one_${options.notify ? 'notify_' : ''}${statements.schema}`),
@@ -462,7 +465,7 @@ export async function insertMessages(
   ];
   const text = options.notify ? statements.insertAndNotify : statements.insert;
   if (options.notify) values.push(statements.notifyChannel);
-  const inserted = await db.run<{ id: string; message_id: string }>(
+  const inserted = await db.run<{ id: string; mid: string }>(
     text,
     values,
     named(`outbox_insert_${options.notify ? 'notify_' : ''}${statements.schema}`),
@@ -471,9 +474,9 @@ export async function insertMessages(
   // order RETURNING used; a message id given twice maps in id order.
   const byMessageId = new Map<string, string[]>();
   for (const row of [...inserted].sort((a, b) => compareIds(a.id, b.id))) {
-    const ids = byMessageId.get(row.message_id) ?? [];
+    const ids = byMessageId.get(row.mid) ?? [];
     ids.push(row.id);
-    byMessageId.set(row.message_id, ids);
+    byMessageId.set(row.mid, ids);
   }
   return rows.map((r) => ({
     id: byMessageId.get(r.messageId)?.shift() ?? '',

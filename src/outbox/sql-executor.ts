@@ -3,7 +3,7 @@
  * or pool) of pg, Kysely, Knex, Drizzle, postgres.js, TypeORM, Sequelize,
  * MikroORM or Prisma. Each is recognised by shape in src/outbox/client-adapters.ts.
  */
-import { InvalidMessageError } from '../errors.js';
+import { UnsupportedExecutorError } from '../errors.js';
 import { CLIENT_ADAPTERS } from './client-adapters.js';
 
 /** The minimal surface outbox SQL needs: one parameterised statement, rows back. */
@@ -32,12 +32,10 @@ function describeValue(value: unknown): string {
   return `an object with keys ${shown}${keys.length > 5 ? ', …' : ''}`;
 }
 
-function unsupported(value: unknown, holder?: string): InvalidMessageError {
-  const what = `is ${holder ? `${holder} is ` : ''}${describeValue(value)}`;
-  return new InvalidMessageError(
-    'executor',
-    0,
-    `${what}, which outbox-relay cannot run SQL on. Pass one of: ${ACCEPTED}`,
+function unsupported(value: unknown, holder?: string): UnsupportedExecutorError {
+  const what = `${holder ? `${holder} is ` : ''}${describeValue(value)}`;
+  return new UnsupportedExecutorError(
+    `enqueue's executor is ${what}, which outbox-relay cannot run SQL on. Pass one of: ${ACCEPTED}`,
   );
 }
 
@@ -48,7 +46,7 @@ function resolve(value: unknown, holder?: string): SqlExecutor {
 }
 
 /**
- * Wraps a supported client or transaction. Throws {@link InvalidMessageError}
+ * Wraps a supported client or transaction. Throws {@link UnsupportedExecutorError}
  * (field `executor`) naming what was passed and listing what is accepted.
  */
 export function toSqlExecutor(value: unknown): SqlExecutor {

@@ -164,6 +164,8 @@ export function setRelayNodeArgs(args: string[]): void {
 export interface RelayProcess {
   child: ChildProcess;
   pid: number;
+  /** Resolves with the exit code (null after a signal) once the process has ended. */
+  exited: Promise<number | null>;
   stop(): Promise<number | null>;
 }
 
@@ -191,6 +193,7 @@ export function spawnRelay(
   return {
     child,
     pid: child.pid ?? -1,
+    exited,
     async stop() {
       child.kill('SIGTERM');
       return exited;
@@ -363,4 +366,64 @@ export function inProcessRelay(
       if (result.ok) onAck(message);
     },
   });
+}
+
+/**
+ * CPU time of a changing set of processes over a window, such as a relay and
+ * its PostgreSQL backends (a pool opens and closes connections meanwhile).
+ * `sample()` reads /proc for the pids `pids()` names now; a pid first seen
+ * after the window opened was born in it and counts from zero. A process that
+ * ends between two samples loses at most one sample interval of its CPU.
+ */
+export class CpuTracker {
+  private readonly first = new Map<number, number>();
+  private readonly last = new Map<number, number>();
+  private started = 0;
+  private ended = 0;
+
+  constructor(private readonly pids: () => Promise<readonly number[]>) {}
+
+  /** Opens the window: what the processes alive now used so far is not counted. */
+  async start(): Promise<void> {
+    this.started = performance.now();
+    for (const pid of await this.pids()) {
+      const seconds = cpuSeconds(pid);
+      if (seconds !== undefined) {
+        this.first.set(pid, seconds);
+        this.last.set(pid, seconds);
+      }
+    }
+  }
+
+  /** Reads the CPU of every pid alive now. */
+  async sample(): Promise<void> {
+    for (const pid of await this.pids()) {
+      const seconds = cpuSeconds(pid);
+      if (seconds === undefined) continue;
+      if (!this.first.has(pid)) this.first.set(pid, 0);
+      this.last.set(pid, seconds);
+    }
+    this.ended = performance.now();
+  }
+
+  /** CPU seconds used in the window, and the window's length in seconds. */
+  used(): { cpuSeconds: number; wallSeconds: number; processes: number } {
+    let total = 0;
+    for (const [pid, start] of this.first)
+      total += Math.max(0, (this.last.get(pid) ?? start) - start);
+    return {
+      cpuSeconds: total,
+      wallSeconds: (this.ended - this.started) / 1000,
+      processes: this.first.size,
+    };
+  }
+}
+
+/** PostgreSQL backends of the relays on the bench database (pool, liveness lock, LISTEN). */
+export async function relayBackendPids(env: BenchEnv): Promise<number[]> {
+  const { rows } = await env.pool.query<{ pid: number }>(
+    `select pid from pg_stat_activity
+     where datname = current_database() and application_name like 'outbox-relay%'`,
+  );
+  return rows.map((row) => row.pid);
 }

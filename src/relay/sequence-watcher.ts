@@ -1,7 +1,18 @@
 /**
- * Notices new outbox rows without any help from writers: every few
- * milliseconds it reads the id sequence's last_value, which costs the writers
- * nothing (no NOTIFY, no lock they wait on).
+ * Notices new outbox rows without any help from writers: it reads the id
+ * sequence's last_value, which costs the writers nothing (no NOTIFY, no lock
+ * they wait on), and rings the wake signal when it moves.
+ *
+ * How often it reads follows the traffic. Right after the sequence moved it
+ * reads every `intervalMs` (OUTBOX_WAKE_INTERVAL, 2 ms); once nothing has
+ * moved for {@link FAST_FOR_MS} the gap doubles with each quiet read, up to
+ * {@link IDLE_INTERVAL_MS}, so an idle relay reads five times a second instead
+ * of five hundred, and the first event after a silence waits at most that
+ * long for its hint (docs/benchmarks.md has the measured costs that set it). It reads only while the relay waits on the signal: a
+ * relay whose claims come back full claims again by itself, and hints would
+ * only cost it. When the relay next waits, the watcher reads at once (rows
+ * may have arrived during the last claim) and starts again from the fast
+ * interval if anything moved.
  *
  * The sequence moves when a row is inserted, before that row commits, so a
  * single wake-up can come too early. After each change the watcher therefore
@@ -13,63 +24,108 @@ import type { Logger } from '../log/logger.js';
 import type { WakeSignal } from './wake-signal.js';
 
 const FOLLOW_UP_LIMIT_MS = 1000;
+/** How long reads stay at the fast interval after the sequence last moved. */
+export const FAST_FOR_MS = 100;
+/** The longest gap between reads of an idle relay; bounds the first event's wait after a silence. */
+export const IDLE_INTERVAL_MS = 200;
 
-/** Polls a cheap "has anything been inserted?" value and rings the wake signal on change. */
+/** Tuning beyond the fast interval (tests and benchmarks; the defaults are the constants above). */
+export interface SequenceWatcherOptions {
+  fastForMs?: number;
+  idleIntervalMs?: number;
+}
+
+/** Reads a cheap "has anything been inserted?" value and rings the wake signal on change. */
 export class SequenceWatcher {
   private last: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
+  /** Set while no read is scheduled because the relay was busy (not waiting). */
+  private suspended = false;
+  private reading = false;
+  private gap = 0;
+  private changedAt = 0;
   private followUpAt = 0;
   private followUpGap = 0;
   private failing = false;
+  private reads = 0;
+  private unsubscribe: (() => void) | undefined;
+  private readonly fastForMs: number;
+  private readonly idleIntervalMs: number;
 
   constructor(
     private readonly read: () => Promise<string>,
     private readonly signal: WakeSignal,
     private readonly intervalMs: number,
     private readonly logger: Logger,
-  ) {}
+    options: SequenceWatcherOptions = {},
+  ) {
+    this.fastForMs = options.fastForMs ?? FAST_FOR_MS;
+    this.idleIntervalMs = Math.max(intervalMs, options.idleIntervalMs ?? IDLE_INTERVAL_MS);
+  }
 
-  /** Starts polling; does nothing when the interval is 0. */
+  /** Starts watching; does nothing when the interval is 0. */
   start(): void {
     if (this.intervalMs <= 0 || !this.stopped) return;
     this.stopped = false;
-    this.schedule();
+    this.gap = this.intervalMs;
+    this.changedAt = Date.now();
+    this.unsubscribe = this.signal.onWait(() => this.resume());
+    this.schedule(this.intervalMs);
   }
 
   stop(): void {
     this.stopped = true;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }
 
-  private schedule(): void {
+  /** Reads of the sequence so far (tests and benchmarks count them). */
+  readCount(): number {
+    return this.reads;
+  }
+
+  /** Whether it reads at the idle pace: backed off, with no follow-up ring pending. */
+  idle(): boolean {
+    return this.gap === this.idleIntervalMs && this.followUpGap === 0;
+  }
+
+  /**
+   * The relay waits again: read now if reads were suspended while it worked
+   * (called from inside `wait()`, so the read starts before the relay sleeps).
+   */
+  private resume(): void {
+    if (this.stopped || !this.suspended) return;
+    this.suspended = false;
+    void this.tick();
+  }
+
+  private schedule(delayMs: number): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => void this.tick(), this.intervalMs);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.tick(), delayMs);
     this.timer.unref();
   }
 
   private async tick(): Promise<void> {
+    this.timer = undefined;
+    if (this.stopped || this.reading) return;
+    if (!this.signal.waiting()) {
+      // The relay is working and claims again by itself; read when it waits.
+      this.suspended = true;
+      return;
+    }
+    this.reading = true;
     try {
       const value = await this.read();
+      this.reads += 1;
       if (this.failing) {
         this.failing = false;
         this.logger.info('sequence watcher recovered');
       }
-      const now = Date.now();
-      // The first read rings too: rows may have arrived between the relay's
-      // first claim and this read, and there is no earlier value to compare.
-      if (value !== this.last) {
-        this.followUpGap = this.intervalMs;
-        this.followUpAt = now + this.followUpGap;
-        this.signal.ring();
-      } else if (this.followUpGap > 0 && now >= this.followUpAt) {
-        this.signal.ring();
-        this.followUpGap *= 2;
-        this.followUpAt = now + this.followUpGap;
-        if (this.followUpGap > FOLLOW_UP_LIMIT_MS) this.followUpGap = 0;
-      }
-      this.last = value;
+      this.observe(value, Date.now());
     } catch (error) {
       if (!this.failing) {
         this.failing = true;
@@ -78,8 +134,40 @@ export class SequenceWatcher {
           { error },
         );
       }
+      this.gap = this.idleIntervalMs;
     } finally {
-      this.schedule();
+      this.reading = false;
+      this.scheduleNext(Date.now());
     }
+  }
+
+  /** Rings on a change (and for the follow-ups after one), and sets the next gap. */
+  private observe(value: string, now: number): void {
+    // The first read rings too: rows may have arrived between the relay's
+    // first claim and this read, and there is no earlier value to compare.
+    if (value !== this.last) {
+      this.last = value;
+      this.changedAt = now;
+      this.gap = this.intervalMs;
+      this.followUpGap = this.intervalMs;
+      this.followUpAt = now + this.followUpGap;
+      this.signal.ring();
+      return;
+    }
+    if (this.followUpGap > 0 && now >= this.followUpAt) {
+      this.signal.ring();
+      this.followUpGap *= 2;
+      this.followUpAt = now + this.followUpGap;
+      if (this.followUpGap > FOLLOW_UP_LIMIT_MS) this.followUpGap = 0;
+    }
+    if (now - this.changedAt >= this.fastForMs) {
+      this.gap = Math.min(this.gap * 2, this.idleIntervalMs);
+    }
+  }
+
+  private scheduleNext(now: number): void {
+    if (this.stopped || this.suspended) return;
+    const followUpIn = this.followUpGap > 0 ? Math.max(0, this.followUpAt - now) : this.gap;
+    this.schedule(Math.min(this.gap, followUpIn));
   }
 }

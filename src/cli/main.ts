@@ -17,6 +17,7 @@ import {
   UsageError,
 } from './args.js';
 import { deadCommand } from './dead-command.js';
+import { FATAL_EXIT_CODE, fatalErrorHandler } from './fatal-errors.js';
 import { commandHelp, MAIN_HELP } from './help.js';
 import { migrateCommand } from './migrate-command.js';
 import { packageVersion } from './package-version.js';
@@ -178,19 +179,38 @@ async function main(argv: string[]): Promise<number> {
   return command.run(args, config, logger(config));
 }
 
-/** The process's logger once the configuration is loaded; the rejection handler uses it too. */
+/** The process's logger and configuration once loaded; the fatal-error handler uses them too. */
 let activeLogger: Logger | undefined;
+let activeConfig: Config | undefined;
 
 function logger(config: Config): Logger {
+  activeConfig = config;
   activeLogger = createLogger({ level: config.logLevel, format: config.logFormat });
   return activeLogger;
 }
 
-// Nothing may take the process down unannounced: log, and let the loops recover.
-process.on('unhandledRejection', (reason) => {
-  const log = activeLogger ?? createLogger({ level: 'error', format: 'json' });
-  log.error('unhandled rejection', { error: reason });
+/**
+ * How long a shutdown after an unhandled error may take beyond
+ * OUTBOX_SHUTDOWN_TIMEOUT; longer than `run`'s own limit for a SIGTERM
+ * shutdown, which therefore ends it first.
+ */
+const FATAL_SHUTDOWN_GRACE_MS = 15_000;
+
+// An error nothing handled leaves the process in an unknown state: log it
+// with its cause, shut down as on SIGTERM (bounded), exit 1 (see fatal-errors.ts).
+const fatalErrors = fatalErrorHandler({
+  logger: () => activeLogger ?? createLogger({ level: 'error', format: 'json' }),
+  // `run` shuts down on SIGTERM; the other commands have nothing to shut down.
+  shutdown: () => {
+    if (process.listenerCount('SIGTERM') === 0) return false;
+    process.emit('SIGTERM', 'SIGTERM');
+    return true;
+  },
+  limitMs: () => (activeConfig?.shutdownTimeoutMs ?? 0) + FATAL_SHUTDOWN_GRACE_MS,
+  exit: (code) => process.exit(code),
 });
+process.on('unhandledRejection', (reason) => fatalErrors.handle('unhandled rejection', reason));
+process.on('uncaughtException', (error) => fatalErrors.handle('uncaught exception', error));
 
 /** One line on stderr; anything from outside (values, database errors) is escaped. */
 function fail(message: string, code: number): void {
@@ -201,11 +221,14 @@ function fail(message: string, code: number): void {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    // After an unhandled error the shutdown has run: exit 1 even if something still holds the loop.
+    if (fatalErrors.fatal()) process.exit(FATAL_EXIT_CODE);
   },
   (error: unknown) => {
     if (error instanceof UsageError) fail(`${error.message} (see outbox-relay --help)`, 2);
     else if (error instanceof ConfigError) fail(error.message, 2);
     else if (error instanceof OutboxError) fail(error.message, 1);
     else fail(`unexpected failure: ${describeError(error)}`, 1);
+    if (fatalErrors.fatal()) process.exit(FATAL_EXIT_CODE);
   },
 );

@@ -1,7 +1,8 @@
 /**
  * The relay's HTTP endpoint for orchestrators and Prometheus:
  *
- *   GET /healthz  200 while the process serves requests (liveness)
+ *   GET /healthz  200 while the relay loop makes progress, 503 once it stalled
+ *                 or died (liveness: restarting is the cure), with its JSON detail
  *   GET /readyz   200 or 503 with the JSON detail of each readiness check
  *   GET /metrics  the Prometheus text exposition
  *
@@ -13,11 +14,20 @@ import { describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { ReadinessReport } from '../runtime/readiness.js';
 
+/** What /healthz answers: 200 while `alive`, else 503; the other fields are detail for a person. */
+export interface LivenessReport {
+  alive: boolean;
+  status: string;
+  detail: string;
+}
+
 /** Where to listen and what to serve. */
 export interface HealthServerOptions {
   host: string;
   /** 0 picks a free port; `port` on the result tells which. */
   port: number;
+  /** The relay loop's health (ProgressMonitor.check); without it /healthz only says the process serves. */
+  liveness?: () => LivenessReport;
   readiness: () => Promise<ReadinessReport>;
   metrics: () => Promise<{ contentType: string; body: string }>;
   logger: Logger;
@@ -82,9 +92,11 @@ async function respond(
     return;
   }
   switch (path) {
-    case '/healthz':
-      send(response, 200, 'application/json', '{"status":"ok"}\n');
+    case '/healthz': {
+      const report = options.liveness?.() ?? { alive: true, status: 'ok', detail: 'serving' };
+      send(response, report.alive ? 200 : 503, 'application/json', `${JSON.stringify(report)}\n`);
       return;
+    }
     case '/readyz': {
       const report = await options.readiness();
       send(response, report.ready ? 200 : 503, 'application/json', `${JSON.stringify(report)}\n`);

@@ -401,6 +401,47 @@ describe('enqueue on a Kysely with a CamelCasePlugin', () => {
   });
 });
 
+describe('enqueue on clients that rename result columns', () => {
+  it('returns the ids of a batch through postgres.js with transform: postgres.camel', async () => {
+    const sql = postgres(db.url, { max: 1, onnotice: () => undefined, transform: postgres.camel });
+    try {
+      const messages = [message(0), message(1)];
+      const inserted = await sql.begin((tx) => enqueue(tx, messages, { schema: db.schema }));
+      expect(await storedRows(messages.map((m) => m.messageId))).toEqual(
+        messages.map((m, i) => expectedRow(m, inserted[i])),
+      );
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('returns the ids of a batch through Knex with a camel-casing postProcessResponse', async () => {
+    const camelCase = (key: string) => key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+    const knex = knexFactory({
+      client: 'pg',
+      connection: db.url,
+      pool: { min: 0, max: 1 },
+      postProcessResponse: (result: unknown) =>
+        Array.isArray(result)
+          ? result.map((row: Record<string, unknown>) =>
+              Object.fromEntries(Object.entries(row).map(([k, v]) => [camelCase(k), v])),
+            )
+          : result,
+    });
+    try {
+      const messages = [message(0), message(1)];
+      const inserted = await knex.transaction((trx) =>
+        enqueue(trx, messages, { schema: db.schema }),
+      );
+      expect(await storedRows(messages.map((m) => m.messageId))).toEqual(
+        messages.map((m, i) => expectedRow(m, inserted[i])),
+      );
+    } finally {
+      await knex.destroy();
+    }
+  });
+});
+
 describe('recognising executors', () => {
   it('rejects an unsupported executor with a typed error that names it and lists what is accepted', async () => {
     class OrderRepository {

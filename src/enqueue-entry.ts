@@ -6,7 +6,12 @@
  * test/module-loading.test.ts pins that. The package root, `outbox-relay`,
  * exports the same `enqueue` and everything needed to embed the relay.
  */
-export { InvalidMessageError, OutboxError, type OutboxErrorCode } from './errors.js';
+export {
+  InvalidMessageError,
+  OutboxError,
+  type OutboxErrorCode,
+  UnsupportedExecutorError,
+} from './errors.js';
 export { type EnqueueOptions, enqueue, MAX_MESSAGES_PER_CALL } from './outbox/enqueue.js';
 export {
   DEFAULT_MAX_PAYLOAD_BYTES,

@@ -12,6 +12,7 @@ export {
   type OutboxErrorCode,
   PublishError,
   type PublishFailureKind,
+  UnsupportedExecutorError,
 } from './errors.js';
 export {
   createLogger,

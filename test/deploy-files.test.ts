@@ -189,7 +189,7 @@ describe('Dockerfile', () => {
 
   it('builds the relay, the demo producer and, last (the default target), the runtime image', () => {
     expect(stages.map((stage) => stage.name)).toEqual(['build', 'demo', 'runtime']);
-    for (const stage of stages) expect(stage.from).toBe('node:20-bookworm-slim');
+    for (const stage of stages) expect(stage.from).toBe('node:24-bookworm-slim');
   });
 
   it('has no build step but scripts/build-image.sh, the script CI runs', () => {

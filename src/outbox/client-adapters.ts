@@ -3,7 +3,8 @@
  * `instanceof`: the application may load its own copy of any library) and
  * adapted to one parameterised statement with rows back. The only code in
  * outbox-relay that knows these libraries; none is imported but Kysely, a
- * dependency of outbox-relay, for its CompiledQuery.
+ * dependency of outbox-relay, for its CompiledQuery, and only once a Kysely
+ * executor is passed (it is most of what importing enqueue would cost).
  *
  * Each adapter keeps the caller's transaction: it runs the statement on the
  * object that holds it (the pg client after `begin`, the Knex or Sequelize
@@ -12,8 +13,15 @@
  *
  * Order matters, most distinctive shape first (see `CLIENT_ADAPTERS`).
  */
-import { CompiledQuery } from 'kysely';
 import type { SqlExecutor } from './sql-executor.js';
+
+let compiledQuery: Promise<typeof import('kysely').CompiledQuery> | undefined;
+
+/** Kysely's CompiledQuery, loaded on first use. */
+function loadCompiledQuery(): Promise<typeof import('kysely').CompiledQuery> {
+  compiledQuery ??= import('kysely').then((kysely) => kysely.CompiledQuery);
+  return compiledQuery;
+}
 
 /** Turns the client held inside a wrapper (Drizzle, MikroORM) into an executor. */
 export type InnerExecutor = (client: unknown, holder: string) => SqlExecutor;
@@ -60,6 +68,7 @@ const kysely: ClientAdapter = {
   matches: (v) => hasMethod(v, 'executeQuery') && hasMethod(v, 'selectFrom'),
   wrap: (v) => ({
     async run<Row>(text: string, values: readonly unknown[]) {
+      const CompiledQuery = await loadCompiledQuery();
       const result = await call<Promise<{ rows: Row[] }>>(
         hasMethod(v, 'withoutPlugins') ? call(v, 'withoutPlugins') : v,
         'executeQuery',

@@ -1,11 +1,12 @@
 /**
  * The sequence watcher's pace, on fake timers with an in-memory sequence: fast
- * while rows arrive, one read per idle interval once nothing moves, none while
- * the relay works without waiting, and a read at once when it waits again.
+ * while rows arrive, one read per idle interval once nothing moves, none once
+ * the relay has worked a while without waiting, and a read at once when it
+ * waits again.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../src/log/logger.js';
-import { IDLE_INTERVAL_MS, SequenceWatcher } from '../src/relay/sequence-watcher.js';
+import { BUSY_FOR_MS, IDLE_INTERVAL_MS, SequenceWatcher } from '../src/relay/sequence-watcher.js';
 import { WakeSignal } from '../src/relay/wake-signal.js';
 
 const FAST_MS = 2;
@@ -102,16 +103,20 @@ describe('the sequence watcher', () => {
     watcher.stop();
   });
 
-  it('does not read while the relay works, and reads at once when it waits again', async () => {
+  it('stops reading once the relay has worked a while without waiting, and reads at once when it waits again', async () => {
     const { watcher, relay, insert } = setup();
     relay.idle();
     watcher.start();
     await vi.advanceTimersByTimeAsync(1000);
+    // Rows arrive as the relay starts working: reads go on for BUSY_FOR_MS, at the fast pace.
+    insert();
     relay.busy();
-    // At most the read already scheduled when the relay stopped waiting.
     const before = watcher.readCount();
     await vi.advanceTimersByTimeAsync(10_000);
-    expect(watcher.readCount() - before).toBeLessThanOrEqual(1);
+    expect(watcher.readCount() - before).toBeLessThanOrEqual(BUSY_FOR_MS / FAST_MS + 2);
+    const suspended = watcher.readCount();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(watcher.readCount()).toBe(suspended);
 
     // Rows arrived while the relay worked; it waits again: a read and a ring right away.
     insert();
@@ -120,7 +125,8 @@ describe('the sequence watcher', () => {
     relay.idle();
     await vi.advanceTimersByTimeAsync(1);
     expect(watcher.readCount()).toBe(reads + 1);
-    expect(relay.rings).toBe(rings + 1);
+    // (A follow-up ring of the change seen while busy may come with it.)
+    expect(relay.rings).toBeGreaterThan(rings);
     watcher.stop();
   });
 

@@ -8,11 +8,15 @@
  * moved for {@link FAST_FOR_MS} the gap doubles with each quiet read, up to
  * {@link IDLE_INTERVAL_MS}, so an idle relay reads five times a second instead
  * of five hundred, and the first event after a silence waits at most that
- * long for its hint (docs/benchmarks.md has the measured costs that set it). It reads only while the relay waits on the signal: a
- * relay whose claims come back full claims again by itself, and hints would
- * only cost it. When the relay next waits, the watcher reads at once (rows
- * may have arrived during the last claim) and starts again from the fast
- * interval if anything moved.
+ * long for its hint (docs/benchmarks.md has the measurements that set it).
+ *
+ * It does not read while the relay has worked for {@link BUSY_FOR_MS} without
+ * waiting on the signal: its claims come back full (or its batches in flight
+ * are at the limit), so it claims again by itself and hints would only cost
+ * it. Between the short claims of light traffic it does read, so a row that
+ * commits during a claim is rung for before the relay next waits. When the
+ * relay waits again, the watcher reads at once (rows may have arrived
+ * meanwhile) and is fast again if anything moved.
  *
  * The sequence moves when a row is inserted, before that row commits, so a
  * single wake-up can come too early. After each change the watcher therefore
@@ -28,6 +32,8 @@ const FOLLOW_UP_LIMIT_MS = 1000;
 export const FAST_FOR_MS = 100;
 /** The longest gap between reads of an idle relay; bounds the first event's wait after a silence. */
 export const IDLE_INTERVAL_MS = 200;
+/** How long the relay works without waiting before reads stop until it waits again. */
+export const BUSY_FOR_MS = 50;
 
 /** Tuning beyond the fast interval (tests and benchmarks; the defaults are the constants above). */
 export interface SequenceWatcherOptions {
@@ -40,7 +46,7 @@ export class SequenceWatcher {
   private last: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
-  /** Set while no read is scheduled because the relay was busy (not waiting). */
+  /** Set while no read is scheduled because the relay was busy (see BUSY_FOR_MS). */
   private suspended = false;
   private reading = false;
   private gap = 0;
@@ -68,6 +74,7 @@ export class SequenceWatcher {
   start(): void {
     if (this.intervalMs <= 0 || !this.stopped) return;
     this.stopped = false;
+    this.suspended = false;
     this.gap = this.intervalMs;
     this.changedAt = Date.now();
     this.unsubscribe = this.signal.onWait(() => this.resume());
@@ -112,11 +119,12 @@ export class SequenceWatcher {
   private async tick(): Promise<void> {
     this.timer = undefined;
     if (this.stopped || this.reading) return;
-    if (!this.signal.waiting()) {
-      // The relay is working and claims again by itself; read when it waits.
+    if (this.signal.busyForMs() > BUSY_FOR_MS) {
+      // The relay keeps claiming by itself; read again when it waits.
       this.suspended = true;
       return;
     }
+    this.suspended = false;
     this.reading = true;
     try {
       const value = await this.read();

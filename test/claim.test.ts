@@ -499,4 +499,23 @@ describe('the claim with an ordering key blocked behind a failing row', () => {
       await claimBatch(db.pool, db.statements, params(relay, { requireLiveness: true })),
     ).toHaveLength(1);
   });
+
+  it('is not stalled for long by a relay frozen inside its claim: PostgreSQL ends that session after 5 s', async () => {
+    await enqueue(db.pool, orderEvent('x', 'a', 1), { schema: db.schema });
+    // A "frozen" relay: it began a claim (taking the schema's claim lock) and stopped there.
+    const frozen = new pg.Client({ connectionString: db.url });
+    frozen.on('error', () => undefined);
+    await frozen.connect();
+    await frozen.query(db.statements.beginClaim);
+    const started = Date.now();
+    try {
+      const rows = await claimBatch(db.pool, db.statements, params(randomUUID()));
+      expect(rows).toHaveLength(1);
+      expect(Date.now() - started).toBeLessThan(15_000);
+      // The frozen session was ended, not merely outwaited.
+      await expect(frozen.query('select 1')).rejects.toThrow();
+    } finally {
+      await frozen.end().catch(() => undefined);
+    }
+  });
 });

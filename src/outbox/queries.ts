@@ -119,8 +119,13 @@ export function outboxStatements(schema: string): OutboxStatements {
     // JIT off for the transaction: at a few million pending rows the claim's
     // estimated cost crosses jit_above_cost, and compiling its plan took ~0.5 s
     // per claim against ~6 ms to run it (measured at 1M rows).
+    // idle_in_transaction_session_timeout: a relay frozen (SIGSTOP, a VM
+    // pause) between the claim's statements would hold the schema's claim
+    // lock, and every relay's claims would wait for it; after 5 s PostgreSQL
+    // ends that session, and the lock with it.
     beginClaim: `begin isolation level read committed;
-      select pg_advisory_xact_lock(hashtextextended('outbox-relay:claim:${schema}', 0)), set_config('jit', 'off', true)`,
+      select set_config('idle_in_transaction_session_timeout', '5000', true),
+        pg_advisory_xact_lock(hashtextextended('outbox-relay:claim:${schema}', 0)), set_config('jit', 'off', true)`,
     holdLiveness: 'select pg_try_advisory_lock(hashtextextended($1, 0)) as held',
     // Returned columns are one lower-case word each (id, mid): clients that
     // rename result columns (postgres.js transform, Knex postProcessResponse,

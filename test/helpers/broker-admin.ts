@@ -19,13 +19,18 @@ export async function channelsPerConnection(amqpUrl: string): Promise<Map<string
       timeout: 30_000,
     },
   );
+  // rabbitmqctl prints client_properties as [key, type, value] triples or, in
+  // some versions, as an object.
   const rows = JSON.parse(stdout) as {
-    client_properties: [string, string, unknown][];
+    client_properties: [string, string, unknown][] | Record<string, unknown>;
     channels: number;
   }[];
   const result = new Map<string, number>();
   for (const row of rows) {
-    const name = row.client_properties.find(([key]) => key === 'connection_name')?.[2];
+    const properties = row.client_properties;
+    const name = Array.isArray(properties)
+      ? properties.find(([key]) => key === 'connection_name')?.[2]
+      : properties.connection_name;
     if (typeof name === 'string') result.set(name, row.channels);
   }
   return result;

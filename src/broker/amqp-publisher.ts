@@ -67,6 +67,24 @@ function hash(text: string): number {
   return h >>> 0;
 }
 
+/** AMQP reply code of a missing exchange. */
+const NOT_FOUND = 404;
+
+/** Longest a scope's later messages are held back waiting for an earlier failed one. */
+const HOLD_MS = 10_000;
+
+/** The result of a message held back (not sent) so that it does not overtake `because`. */
+function heldBack(m: OutgoingMessage, because: string): PublishResult {
+  return {
+    ok: false,
+    error: new PublishError(
+      'channel-closed',
+      `cannot publish message ${m.messageId} yet: ${because}; claimed again in order`,
+      { countsAsAttempt: false },
+    ),
+  };
+}
+
 /** Scopes kept in isolation at most; the oldest leave first. */
 const MAX_ISOLATED_SCOPES = 10_000;
 
@@ -108,6 +126,13 @@ export class AmqpPublisher implements Publisher {
   private connectionFault: (Error & { code: number }) | undefined;
   /** Messages left unconfirmed by channels closed under {@link connectionFault}. */
   private readonly casualties: LostMessage[] = [];
+  /**
+   * Ordering scopes with a message that failed collaterally and will be
+   * claimed again at once: later messages of the scope are held back until
+   * that one (the lowest such row id) is sent again, or for {@link HOLD_MS}
+   * at most, so a retry never comes after a later message of its key.
+   */
+  private readonly held = new Map<string, { minId: bigint; until: number }>();
   private readonly maxMessageBytes: number;
   private closing = false;
   private blocked: string | undefined;
@@ -134,7 +159,10 @@ export class AmqpPublisher implements Publisher {
         },
         hooks,
         closeWhenIdle,
-        onSettled: options.onSettled,
+        onSettled: (message, result) => {
+          if (!result.ok && !result.error.permanent) this.failed(message, result.error);
+          options.onSettled?.(message, result);
+        },
       });
     this.lanes = Array.from({ length: options.channels }, () => lane(window, false));
     this.isolation = lane(1, true);
@@ -195,6 +223,11 @@ export class AmqpPublisher implements Publisher {
       });
     }
     const scope = scopeOf(m);
+    const held = this.held.get(scope);
+    if (held) {
+      if (Date.now() > held.until || BigInt(m.id) <= held.minId) this.held.delete(scope);
+      else return Promise.resolve(heldBack(m, 'an earlier message of its ordering key failed'));
+    }
     const kind = this.isolated.get(scope);
     if (kind === undefined) {
       const lane = this.lanes[hash(scope) % this.lanes.length] as ConfirmLane;
@@ -211,6 +244,28 @@ export class AmqpPublisher implements Publisher {
       if (closedNothing && left <= 0) this.isolated.delete(scope);
       return result;
     });
+  }
+
+  /**
+   * A message failed: the messages of its scope queued behind it are held
+   * back. After a collateral failure (claimed again at once) its scope's
+   * later messages are held back too until it is sent again. A counted
+   * failure backs off, and the claim gives none of its key's later rows
+   * meanwhile; holding those would only spin.
+   */
+  private failed(message: OutgoingMessage, error: PublishError): void {
+    const scope = scopeOf(message);
+    const id = BigInt(message.id);
+    const held = this.held.get(scope);
+    if (!error.countsAsAttempt && (!held || id < held.minId)) {
+      this.held.delete(scope);
+      this.held.set(scope, { minId: id, until: Date.now() + HOLD_MS });
+      if (this.held.size > MAX_ISOLATED_SCOPES) {
+        const oldest = this.held.keys().next().value;
+        if (oldest !== undefined) this.held.delete(oldest);
+      }
+    }
+    this.holdBack(new Set([scope]), `message ${message.messageId} of the same ordering key failed`);
   }
 
   /** Puts `scope` in isolation (a connection fault outranks a channel fault). */
@@ -252,6 +307,7 @@ export class AmqpPublisher implements Publisher {
     if (channelError && typeof channelError.code === 'number') {
       const cause = `the broker closed its channel: ${describeError(channelError)}`;
       if (lane === this.isolation || lost.length === 1) this.blame(lost, 'channel', cause);
+      else if (channelError.code === NOT_FOUND) void this.findMissingExchange(lost, cause);
       else this.suspect(lost, 'channel', cause);
       return;
     }
@@ -294,6 +350,77 @@ export class AmqpPublisher implements Publisher {
     );
     for (const lane of [...this.lanes, this.isolation]) {
       lane.failQueuedWhere((m) => scopes.has(scopeOf(m)), error);
+    }
+  }
+
+  /**
+   * A 404 closed a channel under several messages. The broker handles a
+   * channel's publishes in order and stops at the first to a missing
+   * exchange, so asking it which of their exchanges exist (a passive declare
+   * each, on a channel of its own, in publish order) names the culprit
+   * exactly: the first message to a missing exchange. The messages before it
+   * were routed (or returned) and count as published, so nothing is sent
+   * twice; those after it were never handled and go back to pending. If no
+   * exchange is missing any more, the suspects are sent again alone.
+   */
+  private async findMissingExchange(lost: readonly LostMessage[], cause: string): Promise<void> {
+    // Meanwhile, nothing of these keys may overtake them.
+    this.holdBack(
+      new Set(lost.map(({ message }) => scopeOf(message))),
+      'an earlier message of the same ordering key was on a channel the broker closed',
+    );
+    const checked = new Map<string, boolean>();
+    let culprit = -1;
+    try {
+      for (let i = 0; i < lost.length && culprit < 0; i++) {
+        const exchange = (lost[i] as LostMessage).message.exchange;
+        if (!checked.has(exchange)) checked.set(exchange, await this.exchangeExists(exchange));
+        if (checked.get(exchange) === false) culprit = i;
+      }
+    } catch {
+      culprit = -1;
+    }
+    if (culprit < 0) {
+      this.suspect(lost, 'channel', cause);
+      return;
+    }
+    lost.forEach((item, i) => {
+      if (i < culprit) {
+        item.settle(
+          item.returned === undefined
+            ? { ok: true }
+            : {
+                ok: false,
+                error: new PublishError(
+                  'unroutable',
+                  `cannot publish message ${item.message.messageId}: returned by the broker (${item.returned}): no queue is bound to exchange '${item.message.exchange}' with routing key '${item.message.routingKey}'`,
+                ),
+              },
+        );
+      } else if (i === culprit) {
+        this.blame([item], 'channel', cause);
+      } else {
+        item.settle(
+          heldBack(item.message, 'it was on a channel an earlier message made the broker close'),
+        );
+      }
+    });
+  }
+
+  /** Whether `exchange` exists, by a passive declare on a throwaway channel. */
+  private async exchangeExists(exchange: string): Promise<boolean> {
+    if (exchange === '') return true;
+    const connection = await this.getConnection();
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    try {
+      await channel.checkExchange(exchange);
+      return true;
+    } catch (error) {
+      if ((error as { code?: unknown }).code === NOT_FOUND) return false;
+      throw error;
+    } finally {
+      await channel.close().catch(() => undefined);
     }
   }
 

@@ -41,6 +41,8 @@ export type ChannelCloseError = Error & { code?: number };
 /** A message that was unconfirmed when its channel closed, for the publisher to settle. */
 export interface LostMessage {
   message: OutgoingMessage;
+  /** Set when the broker returned it (mandatory, unroutable) before the close. */
+  returned: string | undefined;
   settle(result: PublishResult): void;
 }
 
@@ -324,6 +326,7 @@ export class ConfirmLane {
         this,
         lost.map((item) => ({
           message: item.message,
+          returned: item.returned,
           settle: (result: PublishResult) => this.settle(item, result),
         })),
         channelError,

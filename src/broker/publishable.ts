@@ -11,8 +11,8 @@
  * - a negative integer below -2^63, a header key over 255 bytes, headers
  *   nested deeper than {@link MAX_HEADER_DEPTH}: amqplib cannot encode them;
  * - a body over the broker's `max_message_size`, or a `CC`/`BCC` header that
- *   is not a string or an array of strings (sender-selected distribution):
- *   RabbitMQ closes the channel (406) under every message on it.
+ *   is not an array (sender-selected distribution; RabbitMQ 3.10 refuses even
+ *   a string): RabbitMQ closes the channel (406) under every message on it.
  * Such a row can never be published, so it goes dead at once with the reason.
  */
 import type { OutgoingMessage } from '../relay/publisher.js';
@@ -83,12 +83,8 @@ export function unpublishableReason(
   }
   for (const name of ['CC', 'BCC']) {
     const routes = message.headers[name];
-    if (
-      routes !== undefined &&
-      typeof routes !== 'string' &&
-      !(Array.isArray(routes) && routes.every((route) => typeof route === 'string'))
-    ) {
-      return `header '${name}' must be a string or an array of strings (RabbitMQ routes on it)`;
+    if (routes !== undefined && !Array.isArray(routes)) {
+      return `header '${name}' must be an array of routing keys (RabbitMQ routes on it and closes the channel otherwise)`;
     }
   }
   return checkValue(message.headers, '', 0);

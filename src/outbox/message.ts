@@ -297,11 +297,12 @@ function otherObjectJson(value: object): string {
 }
 
 /** Why `name` cannot be an AMQP field-table key stored in jsonb, if it cannot. */
-function headerNameProblem(name: string): string | undefined {
+function headerNameProblem(name: string, nested: boolean): string | undefined {
   if (name === '') return 'has an empty header name';
-  // amqplib reads an object with a '!' key as a typed value ({'!': type, value}),
-  // and the relay refuses the name at any level (src/broker/publishable.ts).
-  if (name === '!') return "header name '!' is read by amqplib as a type tag";
+  // amqplib reads a nested object with a '!' key as a typed value ({'!': type,
+  // value}), and the relay refuses it (src/broker/publishable.ts); in the
+  // headers table itself the name is an ordinary key.
+  if (nested && name === '!') return "header name '!' is read by amqplib as a type tag";
   if (Buffer.byteLength(name) > SHORT_STRING_BYTES)
     return `header name must be at most ${SHORT_STRING_BYTES} bytes`;
   const problem = textProblem(name);
@@ -376,7 +377,7 @@ function headerJson(value: unknown, depth: number, size: TableSize): string {
       let json = '{';
       for (const key of Object.keys(value)) {
         try {
-          const problem = headerNameProblem(key);
+          const problem = headerNameProblem(key, true);
           if (problem) throw new Unfaithful(problem);
           size.bytes += 1 + Buffer.byteLength(key);
           json += `${json.length === 1 ? '' : ','}${jsonString(key)}:${headerJson(value[key], depth + 1, size)}`;
@@ -448,7 +449,7 @@ function encodeHeaders(
   let json = '{';
   for (const name of Object.keys(table)) {
     try {
-      const problem = headerNameProblem(name);
+      const problem = headerNameProblem(name, false);
       if (problem) throw new Unfaithful(problem);
       const routing = routingHeaderProblem(name, table[name]);
       if (routing) throw new Unfaithful(routing);

@@ -28,6 +28,7 @@ import {
   sweepLeases,
 } from '../outbox/queries.js';
 import { type SqlExecutor, toSqlExecutor } from '../outbox/sql-executor.js';
+import { ignoreProgress, type RelayProgress } from './progress-monitor.js';
 import type { OutgoingMessage, Publisher, PublishResult } from './publisher.js';
 import { RelayLiveness } from './relay-liveness.js';
 import { ignoreRelayEvents, type RelayObserver } from './relay-observer.js';
@@ -60,6 +61,8 @@ export interface RelayDeps {
   wake?: WakeSignal;
   /** Told of every claim and settled batch (metrics). */
   observer?: RelayObserver;
+  /** Told how the loop gets round, for /healthz. */
+  progress?: RelayProgress;
 }
 
 /** What one pass (or several) did. */
@@ -213,7 +216,11 @@ export class Relay {
   start(): void {
     if (this.loopDone) return;
     this.stopping = false;
-    this.loopDone = this.loop();
+    const progress = this.deps.progress ?? ignoreProgress;
+    this.loopDone = this.loop().catch((error: unknown) => {
+      progress.ended(error);
+      this.deps.logger.error('relay loop died', { error });
+    });
   }
 
   /**
@@ -324,6 +331,7 @@ export class Relay {
   }
 
   private async loop(): Promise<void> {
+    const progress = this.deps.progress ?? ignoreProgress;
     let failures = 0;
     let brokerWaits = 0;
     let gateClosed = false;
@@ -334,7 +342,7 @@ export class Relay {
         if (!gateClosed)
           this.deps.logger.warn('tenant flags unavailable and failing closed: claiming paused');
         gateClosed = true;
-        await this.wake.wait(500);
+        await progress.waiting('flags-closed', this.wake.wait(500));
         continue;
       }
       if (gateClosed) this.deps.logger.info('tenant flags available again: claiming resumed');
@@ -344,7 +352,10 @@ export class Relay {
         // reconnect (or the broker to unblock). Rows stay pending meanwhile.
         if (brokerWaits === 0)
           this.deps.logger.warn('broker not ready; claiming paused until it is');
-        await this.sleep(Math.min(50 * 2 ** brokerWaits++, 2000));
+        await progress.waiting(
+          'broker-not-ready',
+          this.sleep(Math.min(50 * 2 ** brokerWaits++, 2000)),
+        );
         continue;
       }
       if (brokerWaits > 0) this.deps.logger.info('broker ready again; claiming resumed');
@@ -369,13 +380,14 @@ export class Relay {
         };
         const delay = Math.min(100 * 2 ** failures, 10_000);
         this.deps.logger.error('claim failed; retrying', { error, retryInMs: delay });
-        await this.wake.wait(delay);
+        await progress.waiting('claim-failed', this.wake.wait(delay));
         continue;
       }
       if (rows.length === 0) {
-        await this.wake.wait(this.idleWaitMs());
+        await progress.waiting('caught-up', this.wake.wait(this.idleWaitMs()));
         continue;
       }
+      progress.beat('claimed');
       const turn = this.takePublishTurn();
       void this.limit(() => this.publishAndSettle(rows, turn, claimedAt))
         .catch((error: unknown) => {
@@ -389,7 +401,7 @@ export class Relay {
       if (rows.length < this.options.batchSize && !rows[0]?.more) {
         // Caught up: sleep until a hint arrives, a throttled tenant earns a
         // token, or the full poll is due.
-        await this.wake.wait(this.idleWaitMs());
+        await progress.waiting('caught-up', this.wake.wait(this.idleWaitMs()));
       }
     }
   }

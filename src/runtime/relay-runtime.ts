@@ -15,6 +15,7 @@ import { BacklogMonitor } from '../metrics/backlog-monitor.js';
 import { RelayMetrics } from '../metrics/prometheus-metrics.js';
 import { outboxStatements, outboxTableExists, readSequence } from '../outbox/queries.js';
 import { toSqlExecutor } from '../outbox/sql-executor.js';
+import { ProgressMonitor } from '../relay/progress-monitor.js';
 import type { OutgoingMessage, PublishResult } from '../relay/publisher.js';
 import { Relay } from '../relay/relay.js';
 import { RetentionCleaner } from '../relay/retention-cleaner.js';
@@ -105,6 +106,7 @@ export async function openRelayRuntime(
     throw error;
   }
   const wake = new WakeSignal();
+  const progress = new ProgressMonitor({ stallTimeoutMs: config.stallTimeoutMs, logger });
   const readiness = new ReadinessProbe({
     pool,
     publisher: connected,
@@ -146,6 +148,7 @@ export async function openRelayRuntime(
       gate,
       logger,
       wake,
+      progress,
       ...(metrics ? { observer: metrics } : {}),
     },
   );
@@ -198,6 +201,7 @@ export async function openRelayRuntime(
           http = await startHealthServer({
             host: config.httpHost,
             port: config.httpPort,
+            liveness: () => progress.check(),
             readiness: () => readiness.check(),
             metrics: async () => {
               // Refresh the `ready` gauge with the scrape.
@@ -229,6 +233,7 @@ export async function openRelayRuntime(
     async stop() {
       // Not ready from here on: an orchestrator stops routing to us at once.
       readiness.markStopping();
+      progress.markStopping();
       logger.info('relay stopping', { relayId, shutdownTimeoutMs: config.shutdownTimeoutMs });
       watcher.stop();
       // Stops its timer at once; a read in flight (bounded) finishes meanwhile.

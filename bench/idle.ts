@@ -34,6 +34,13 @@ export interface IdleResult {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
+ * Wait after start-up before the CPU window: V8 shrinks the heap of a newly
+ * idle process with a few full collections about 8 s after start (seen with
+ * --trace-gc), which is start-up cost, not what idling costs.
+ */
+const SETTLE_MS = 10_000;
+
+/**
  * Starts a relay as ops run it (HTTP endpoint on, so the backlog gauges are
  * read too), lets it go idle, samples its CPU and its backends' CPU every
  * second for `cpuSeconds`, then writes one event after each silence of
@@ -71,7 +78,7 @@ export async function measureIdle(
   try {
     // The first event proves the relay runs (it includes start-up, so it is not counted).
     await oneEvent();
-    await sleep(2000);
+    await sleep(SETTLE_MS);
     const tracker = new CpuTracker(async () => [relay.pid, ...(await relayBackendPids(env))]);
     const relayOnly = new CpuTracker(async () => [relay.pid]);
     await tracker.start();
@@ -84,7 +91,9 @@ export async function measureIdle(
     }
     const all = tracker.used();
     const own = relayOnly.used();
-    const firstEvents = [{ silenceSeconds: options.cpuSeconds + 2, ms: await oneEvent() }];
+    const firstEvents = [
+      { silenceSeconds: options.cpuSeconds + SETTLE_MS / 1000, ms: await oneEvent() },
+    ];
     for (const silence of options.silences) {
       // Up to half a second more at random, so the commits do not fall at one
       // phase of the watcher's reads (a fixed silence would always hit the same one).

@@ -291,7 +291,7 @@ export const SETTINGS = {
     scope: 'relay',
     default: '2ms',
     description:
-      "How often the id sequence's last_value is read to notice new rows; 0 turns it off",
+      "How often the id sequence's last_value is read while rows arrive (it backs off to every 200 ms when idle, and stops while claims come back full); 0 turns it off",
     parse: duration(0, 60_000),
   }),
   listen: setting({

@@ -295,7 +295,13 @@ export class RelayMetrics implements RelayObserver {
         if (saved?.ageSeconds !== undefined) g.set({ store: saved.store }, saved.ageSeconds);
       });
     }
-    client.collectDefaultMetrics({ register: this.registry, prefix });
+    // The event-loop monitor at 100 ms, not prom-client's 10 ms: the finer one
+    // cost a third of a percent of a core in an idle relay (measured).
+    client.collectDefaultMetrics({
+      register: this.registry,
+      prefix,
+      eventLoopMonitoringPrecision: 100,
+    });
   }
 
   /** The full name of a metric of {@link METRICS}, with the prefix. */

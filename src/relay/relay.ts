@@ -218,8 +218,10 @@ export class Relay {
     this.stopping = false;
     const progress = this.deps.progress ?? ignoreProgress;
     this.loopDone = this.loop().catch((error: unknown) => {
+      // /healthz turns 503, and the process-level handler ends the process
+      // (bounded shutdown, exit 1) so that the orchestrator restarts it.
       progress.ended(error);
-      this.deps.logger.error('relay loop died', { error });
+      throw error;
     });
   }
 

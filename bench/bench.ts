@@ -23,7 +23,7 @@ import { measureLatency } from './latency.js';
 import { measureHorizontal, measureMemory } from './resources.js';
 import { measureFlood, measurePausedBacklog } from './tenants.js';
 import { measureNaive, measureThroughput } from './throughput.js';
-import { measureBrokerDown, measureWritePath } from './write-path.js';
+import { measureBrokerDown, measureStatementNaming, measureWritePath } from './write-path.js';
 
 const SCENARIOS = [
   'throughput',
@@ -203,6 +203,20 @@ try {
       '(for comparison)',
     );
     add('enqueue of 1,000 messages in one call, p50', ms(r.enqueue1000P50Ms));
+    log('\nwrite path: unnamed statements (the default) against named ones');
+    const naming = await measureStatementNaming(
+      env,
+      { rounds: 8, seconds: Math.max(1, Math.round(sizes.writeSeconds / 4)) },
+      log,
+    );
+    results.statementNaming = naming;
+    for (const run of naming) {
+      add(
+        `unnamed / named statements, ${run.writers} writer(s): p50, throughput`,
+        `${(run.unnamed.p50Ms / run.named.p50Ms).toFixed(2)}, ${run.throughputRatio.toFixed(2)}`,
+        '(pooler-safe default)',
+      );
+    }
     const down = await measureBrokerDown(env, sizes.writeSeconds, log);
     results.brokerDown = down;
     add(

@@ -14,7 +14,7 @@ import { enqueue } from '../src/outbox/enqueue.js';
 import { type CliProcess, runCli, startCli } from './helpers/cli.js';
 import { cliEnv, useOutboxFixture } from './helpers/fixture.js';
 import { publishFlag, rateLimitFlag } from './helpers/flags.js';
-import { loggedHttpPort, type Scrape, scrapeMetrics } from './helpers/http-endpoint.js';
+import { relayPort, type Scrape, scrapeMetrics, stopRelay } from './helpers/http-endpoint.js';
 import { orderEvent } from './helpers/messages.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -186,20 +186,4 @@ function startRelay(env: Record<string, string> = {}): CliProcess {
       ...env,
     }),
   );
-}
-
-async function relayPort(relay: CliProcess): Promise<number> {
-  await waitFor(
-    () => loggedHttpPort(relay.output()) !== undefined || relay.child.exitCode !== null,
-    'the relay to open its HTTP endpoint',
-  );
-  const port = loggedHttpPort(relay.output());
-  if (port === undefined) throw new Error(`the relay exited:\n${relay.output()}`);
-  return port;
-}
-
-async function stopRelay(relay: CliProcess): Promise<void> {
-  if (relay.child.exitCode === null) relay.child.kill('SIGTERM');
-  const code = await relay.exited;
-  expect(code, relay.output()).toBe(0);
 }

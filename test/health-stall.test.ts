@@ -7,9 +7,9 @@
  */
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { type CliProcess, loggedEntry, startCli } from './helpers/cli.js';
+import { loggedEntry, startCli } from './helpers/cli.js';
 import { cliEnv, useOutboxFixture } from './helpers/fixture.js';
-import { loggedHttpPort } from './helpers/http-endpoint.js';
+import { relayPort } from './helpers/http-endpoint.js';
 import { enqueueEvents } from './helpers/messages.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -23,16 +23,6 @@ interface Health {
 async function health(port: number): Promise<Health> {
   const response = await fetch(`http://127.0.0.1:${port}/healthz`);
   return { status: response.status, body: (await response.json()) as Health['body'] };
-}
-
-async function relayPort(relay: CliProcess): Promise<number> {
-  await waitFor(
-    () => loggedHttpPort(relay.output()) !== undefined || relay.child.exitCode !== null,
-    'the relay to open its HTTP endpoint',
-  );
-  const port = loggedHttpPort(relay.output());
-  if (port === undefined) throw new Error(`the relay exited:\n${relay.output()}`);
-  return port;
 }
 
 describe('/healthz of a running relay', () => {

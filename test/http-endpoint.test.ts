@@ -14,11 +14,12 @@ import { cliEnv, useOutboxFixture } from './helpers/fixture.js';
 import { flagsFileJson } from './helpers/flags.js';
 import {
   histogramCount,
-  loggedHttpPort,
   readiness,
+  relayPort,
   type Scrape,
   sampleValue,
   scrapeMetrics,
+  stopRelay,
 } from './helpers/http-endpoint.js';
 import { enqueueEvents } from './helpers/messages.js';
 import { proxyFor } from './helpers/tcp-proxy.js';
@@ -193,20 +194,4 @@ function startRelay(env: Record<string, string>): CliProcess {
       ...env,
     }),
   );
-}
-
-async function relayPort(relay: CliProcess): Promise<number> {
-  await waitFor(
-    () => loggedHttpPort(relay.output()) !== undefined || relay.child.exitCode !== null,
-    'the relay to open its HTTP endpoint',
-  );
-  const port = loggedHttpPort(relay.output());
-  if (port === undefined) throw new Error(`the relay exited:\n${relay.output()}`);
-  return port;
-}
-
-async function stopRelay(relay: CliProcess): Promise<void> {
-  if (relay.child.exitCode === null) relay.child.kill('SIGTERM');
-  const code = await relay.exited;
-  expect(code, relay.output()).toBe(0);
 }

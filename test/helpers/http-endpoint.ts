@@ -3,7 +3,9 @@
  * `/metrics` parsed by a Prometheus text-format parser, `/readyz` as JSON.
  */
 import parsePrometheusTextFormat, { type PrometheusFamily } from 'parse-prometheus-text-format';
-import { loggedEntry } from './cli.js';
+import { expect } from 'vitest';
+import { type CliProcess, loggedEntry } from './cli.js';
+import { waitFor } from './wait.js';
 
 /** One scrape, by metric family name. */
 export type Scrape = Map<string, PrometheusFamily>;
@@ -46,4 +48,22 @@ export async function readiness(port: number): Promise<{ status: number; body: R
 export function loggedHttpPort(output: string): number | undefined {
   const port = loggedEntry(output, 'HTTP endpoint listening')?.port;
   return typeof port === 'number' ? port : undefined;
+}
+
+/** Waits until `relay` (an `outbox-relay run` with OUTBOX_HTTP_PORT) serves HTTP; its port. */
+export async function relayPort(relay: CliProcess): Promise<number> {
+  await waitFor(
+    () => loggedHttpPort(relay.output()) !== undefined || relay.child.exitCode !== null,
+    'the relay to open its HTTP endpoint',
+  );
+  const port = loggedHttpPort(relay.output());
+  if (port === undefined) throw new Error(`the relay exited:\n${relay.output()}`);
+  return port;
+}
+
+/** SIGTERM (unless it already exited), and expect a clean exit. */
+export async function stopRelay(relay: CliProcess): Promise<void> {
+  if (relay.child.exitCode === null) relay.child.kill('SIGTERM');
+  const code = await relay.exited;
+  expect(code, relay.output()).toBe(0);
 }

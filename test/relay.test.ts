@@ -9,6 +9,21 @@ import { waitFor } from './helpers/wait.js';
 
 const fixture = useOutboxFixture('relay', { resetEachTest: true });
 
+/** One message of acme, whose tenant another relay holds for an hour while it lives; `release()` ends it. */
+async function acmeLeasedToAnotherLiveRelay(): Promise<{ release(): Promise<void> }> {
+  await enqueue(fixture.db.pool, orderEvent(fixture.broker.exchange, 'acme', 1), {
+    schema: fixture.db.schema,
+  });
+  const other = randomUUID();
+  const alive = await holdLiveness(fixture.db, other);
+  await fixture.db.pool.query(
+    `insert into "${fixture.db.schema}".tenant_leases (tenant_id, relay_id, leased_until)
+     values ('acme', $1, now() + interval '1 hour')`,
+    [other],
+  );
+  return alive;
+}
+
 describe('Relay.runOnce', () => {
   it('publishes a committed row with its AMQP properties and deletes it once confirmed', async () => {
     const messageId = randomUUID();
@@ -163,18 +178,9 @@ describe('Relay.runOnce', () => {
   });
 
   it('leaves a tenant leased to another relay alone, and takes it over when that lease expires', async () => {
-    await enqueue(fixture.db.pool, orderEvent(fixture.broker.exchange, 'acme', 1), {
-      schema: fixture.db.schema,
-    });
     // Another relay holds acme, and stays alive (its liveness lock held) but
     // stalls: it never publishes or renews.
-    const other = randomUUID();
-    const alive = await holdLiveness(fixture.db, other);
-    await fixture.db.pool.query(
-      `insert into "${fixture.db.schema}".tenant_leases (tenant_id, relay_id, leased_until)
-       values ('acme', $1, now() + interval '1 hour')`,
-      [other],
-    );
+    const alive = await acmeLeasedToAnotherLiveRelay();
     const { relay, close } = await createTestRelay(fixture.db, fixture.broker.url);
     onTestFinished(() => alive.release());
     try {
@@ -194,16 +200,7 @@ describe('Relay.runOnce', () => {
   });
 
   it('takes over at once a tenant whose relay died (its liveness lock is free), with an hour left on the lease', async () => {
-    await enqueue(fixture.db.pool, orderEvent(fixture.broker.exchange, 'acme', 1), {
-      schema: fixture.db.schema,
-    });
-    const other = randomUUID();
-    const alive = await holdLiveness(fixture.db, other);
-    await fixture.db.pool.query(
-      `insert into "${fixture.db.schema}".tenant_leases (tenant_id, relay_id, leased_until)
-       values ('acme', $1, now() + interval '1 hour')`,
-      [other],
-    );
+    const alive = await acmeLeasedToAnotherLiveRelay();
     const { relay, close } = await createTestRelay(fixture.db, fixture.broker.url);
     try {
       expect((await relay.runOnce()).claimed).toBe(0);

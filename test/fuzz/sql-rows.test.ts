@@ -31,8 +31,8 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectionName } from '../../src/broker/amqp-publisher.js';
+import { channelsOfConnectionsNamed } from '../helpers/broker-admin.js';
 import { useOutboxFixture } from '../helpers/fixture.js';
-import { channelsOfConnectionsNamed } from '../helpers/fuzz-broker.js';
 import { fuzzParameters, fuzzSettings } from '../helpers/fuzz-settings.js';
 import {
   aroundLimit,

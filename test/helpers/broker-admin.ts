@@ -7,17 +7,38 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
+/** One open connection as the broker reports it. */
+export interface BrokerConnection {
+  name: string | undefined;
+  channels: number;
+}
+
+/** Every open connection, one entry each (two of one name stay two). */
+export async function brokerConnections(amqpUrl: string): Promise<BrokerConnection[]> {
+  return (await viaManagementApi(new URL(amqpUrl)).catch(() => undefined)) ?? viaCtl();
+}
+
 /** Connection names with their open channel counts, as the broker reports them. */
 export async function channelsPerConnection(amqpUrl: string): Promise<Map<string, number>> {
-  const url = new URL(amqpUrl);
-  const fromApi = await viaManagementApi(url).catch(() => undefined);
-  if (fromApi) return fromApi;
+  const result = new Map<string, number>();
+  for (const { name, channels } of await brokerConnections(amqpUrl)) {
+    if (name !== undefined) result.set(name, channels);
+  }
+  return result;
+}
+
+/** Channel counts of every open connection named `name`, one entry per connection. */
+export async function channelsOfConnectionsNamed(amqpUrl: string, name: string): Promise<number[]> {
+  return (await brokerConnections(amqpUrl))
+    .filter((connection) => connection.name === name)
+    .map((connection) => connection.channels);
+}
+
+async function viaCtl(): Promise<BrokerConnection[]> {
   const { stdout } = await run(
     'rabbitmqctl',
     ['-q', 'list_connections', 'client_properties', 'channels', '--formatter', 'json'],
-    {
-      timeout: 30_000,
-    },
+    { timeout: 30_000 },
   );
   // rabbitmqctl prints client_properties as [key, type, value] triples or, in
   // some versions, as an object.
@@ -25,18 +46,16 @@ export async function channelsPerConnection(amqpUrl: string): Promise<Map<string
     client_properties: [string, string, unknown][] | Record<string, unknown>;
     channels: number;
   }[];
-  const result = new Map<string, number>();
-  for (const row of rows) {
+  return rows.map((row) => {
     const properties = row.client_properties;
     const name = Array.isArray(properties)
       ? properties.find(([key]) => key === 'connection_name')?.[2]
       : properties.connection_name;
-    if (typeof name === 'string') result.set(name, row.channels);
-  }
-  return result;
+    return { name: typeof name === 'string' ? name : undefined, channels: row.channels };
+  });
 }
 
-async function viaManagementApi(url: URL): Promise<Map<string, number> | undefined> {
+async function viaManagementApi(url: URL): Promise<BrokerConnection[] | undefined> {
   const base = process.env.TEST_RABBITMQ_MANAGEMENT_URL ?? `http://${url.hostname}:15672`;
   const auth = Buffer.from(
     `${decodeURIComponent(url.username || 'guest')}:${decodeURIComponent(url.password || 'guest')}`,
@@ -50,10 +69,8 @@ async function viaManagementApi(url: URL): Promise<Map<string, number> | undefin
     client_properties?: { connection_name?: string };
     channels: number;
   }[];
-  const result = new Map<string, number>();
-  for (const row of rows) {
-    const name = row.client_properties?.connection_name;
-    if (name) result.set(name, row.channels);
-  }
-  return result;
+  return rows.map((row) => ({
+    name: row.client_properties?.connection_name,
+    channels: row.channels,
+  }));
 }

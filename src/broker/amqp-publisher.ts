@@ -88,6 +88,16 @@ function heldBack(m: OutgoingMessage, because: string): PublishResult {
 /** Scopes kept in isolation at most; the oldest leave first. */
 const MAX_ISOLATED_SCOPES = 10_000;
 
+/** Sets `key` as the newest entry of `map`; past MAX_ISOLATED_SCOPES the oldest goes. */
+function setNewest<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > MAX_ISOLATED_SCOPES) {
+    const oldest = map.keys().next().value;
+    if (oldest !== undefined) map.delete(oldest);
+  }
+}
+
 function scopeOf(m: OutgoingMessage): string {
   return `${m.tenantId}\u0000${m.orderingScope}`;
 }
@@ -118,6 +128,8 @@ export class AmqpPublisher implements Publisher {
   private readonly lanes: ConfirmLane[];
   /** Sends suspects one at a time, so a broker close has one message to blame. */
   private readonly isolation: ConfirmLane;
+  /** The lanes and the isolation lane. */
+  private readonly allLanes: readonly ConfirmLane[];
   /** Isolated ordering scopes: the kind of close that made them suspect, oldest first. */
   private readonly isolated = new Map<string, 'channel' | 'connection'>();
   /** Messages of each isolated scope queued or unconfirmed on the isolation lane. */
@@ -166,6 +178,7 @@ export class AmqpPublisher implements Publisher {
       });
     this.lanes = Array.from({ length: options.channels }, () => lane(window, false));
     this.isolation = lane(1, true);
+    this.allLanes = [...this.lanes, this.isolation];
   }
 
   /**
@@ -194,7 +207,7 @@ export class AmqpPublisher implements Publisher {
     return {
       connected: this.connection !== undefined,
       blocked: this.blocked,
-      channels: [...this.lanes, this.isolation].filter((lane) => lane.hasChannel).length,
+      channels: this.allLanes.filter((lane) => lane.hasChannel).length,
     };
   }
 
@@ -258,12 +271,7 @@ export class AmqpPublisher implements Publisher {
     const id = BigInt(message.id);
     const held = this.held.get(scope);
     if (!error.countsAsAttempt && (!held || id < held.minId)) {
-      this.held.delete(scope);
-      this.held.set(scope, { minId: id, until: Date.now() + HOLD_MS });
-      if (this.held.size > MAX_ISOLATED_SCOPES) {
-        const oldest = this.held.keys().next().value;
-        if (oldest !== undefined) this.held.delete(oldest);
-      }
+      setNewest(this.held, scope, { minId: id, until: Date.now() + HOLD_MS });
     }
     this.holdBack(new Set([scope]), `message ${message.messageId} of the same ordering key failed`);
   }
@@ -271,13 +279,8 @@ export class AmqpPublisher implements Publisher {
   /** Puts `scope` in isolation (a connection fault outranks a channel fault). */
   private isolate(scope: string, kind: 'channel' | 'connection'): void {
     if (this.isolated.get(scope) === 'connection') return;
-    this.isolated.delete(scope);
-    this.isolated.set(scope, kind);
     // Bounded: the oldest scopes leave first (at worst a suspect closes a channel again).
-    if (this.isolated.size > MAX_ISOLATED_SCOPES) {
-      const oldest = this.isolated.keys().next().value;
-      if (oldest !== undefined) this.isolated.delete(oldest);
-    }
+    setNewest(this.isolated, scope, kind);
   }
 
   /** Lanes hold their writes while a suspect of a connection error is being sent alone. */
@@ -348,7 +351,7 @@ export class AmqpPublisher implements Publisher {
       `held back: ${because}; retried after it to keep its ordering key in order`,
       { countsAsAttempt: false },
     );
-    for (const lane of [...this.lanes, this.isolation]) {
+    for (const lane of this.allLanes) {
       lane.failQueuedWhere((m) => scopes.has(scopeOf(m)), error);
     }
   }
@@ -427,10 +430,7 @@ export class AmqpPublisher implements Publisher {
   /** `lost` holds exactly the message that made the broker close: it counts an attempt. */
   private blame(lost: readonly LostMessage[], kind: 'channel' | 'connection', cause: string): void {
     for (const { message, settle } of lost) {
-      this.holdBack(
-        new Set([scopeOf(message)]),
-        `message ${message.messageId} of the same ordering key was refused by the broker`,
-      );
+      // Settling it holds back its key's queued messages (failed()).
       this.isolate(scopeOf(message), kind);
       this.options.logger.warn('message refused by the broker', {
         messageId: message.messageId,
@@ -460,10 +460,7 @@ export class AmqpPublisher implements Publisher {
         cause,
       },
     );
-    this.holdBack(
-      new Set(lost.map(({ message }) => scopeOf(message))),
-      'an earlier message of the same ordering key was on a channel the broker closed',
-    );
+    // Settling each holds back its key's queued messages (failed()).
     for (const { message, settle } of lost) {
       this.isolate(scopeOf(message), kind);
       settle({
@@ -481,7 +478,7 @@ export class AmqpPublisher implements Publisher {
     this.closing = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     const deadline = Date.now() + timeoutMs;
-    const lanes = [...this.lanes, this.isolation];
+    const lanes = this.allLanes;
     while (lanes.some((lane) => lane.size > 0) && Date.now() < deadline && this.connection) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }

@@ -42,14 +42,6 @@ export const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 const LIVENESS_KEY_PREFIX = 'outbox-relay:live:';
 
-/**
- * The text whose hash is a relay's liveness lock: held, at session level, by
- * a connection of the relay's own while it lives (see src/relay/relay-liveness.ts).
- */
-export function livenessKey(schema: string, relayId: string): string {
-  return `${LIVENESS_KEY_PREFIX}${schema}:${relayId}`;
-}
-
 /** Statement texts for one outbox schema, built once. */
 export interface OutboxStatements {
   readonly schema: string;
@@ -59,7 +51,7 @@ export interface OutboxStatements {
   /** Whether the messages table exists (migrated). */
   readonly tableExists: string;
   readonly beginClaim: string;
-  /** Takes this relay's liveness lock for the session ($1: its key, see {@link livenessKey}). */
+  /** Takes the liveness lock of relay $1 for the session (the key the claim tries). */
   readonly holdLiveness: string;
   readonly insert: string;
   readonly insertAndNotify: string;
@@ -105,7 +97,7 @@ export function outboxStatements(schema: string): OutboxStatements {
   // 0003) holds them: hashes, and no tenant_id column, so that index can serve
   // no tenant_id condition and the tenant reads keep to messages_pending_idx.
   const tenantHash = 'hashtextextended(m.tenant_id, 0)';
-  // A relay's liveness lock, from its id (an SQL expression): the same key as livenessKey().
+  // A relay's liveness lock, from its id (an SQL expression): held by holdLiveness, tried by the claim.
   const liveKey = (relayId: string) =>
     `hashtextextended('${LIVENESS_KEY_PREFIX}${schema}:' || ${relayId}, 0)`;
   const keyHash = 'hashtextextended(coalesce(m.ordering_key, m.tenant_id), 0)';
@@ -126,7 +118,7 @@ export function outboxStatements(schema: string): OutboxStatements {
     beginClaim: `begin isolation level read committed;
       select set_config('idle_in_transaction_session_timeout', '5000', true),
         pg_advisory_xact_lock(hashtextextended('outbox-relay:claim:${schema}', 0)), set_config('jit', 'off', true)`,
-    holdLiveness: 'select pg_try_advisory_lock(hashtextextended($1, 0)) as held',
+    holdLiveness: `select pg_try_advisory_lock(${liveKey('$1::uuid::text')}) as held`,
     // Returned columns are one lower-case word each (id, mid): clients that
     // rename result columns (postgres.js transform, Knex postProcessResponse,
     // Kysely CamelCasePlugin) leave them as they are.

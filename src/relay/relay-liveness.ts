@@ -15,7 +15,7 @@
 import type pg from 'pg';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { livenessKey, type OutboxStatements } from '../outbox/queries.js';
+import type { OutboxStatements } from '../outbox/queries.js';
 
 /** Options of {@link RelayLiveness}. */
 export interface RelayLivenessOptions {
@@ -74,9 +74,7 @@ export class RelayLiveness {
       client = await pool.connect();
       const candidate = client;
       candidate.on('error', (error: Error) => this.lost(candidate, error));
-      const { rows } = await candidate.query<{ held: boolean }>(statements.holdLiveness, [
-        livenessKey(statements.schema, relayId),
-      ]);
+      const { rows } = await candidate.query<{ held: boolean }>(statements.holdLiveness, [relayId]);
       if (!rows[0]?.held) {
         throw new Error(`another live session holds the liveness lock of relay ${relayId}`);
       }

@@ -139,6 +139,7 @@ export class Relay {
   private readonly observer: RelayObserver;
   private claimFailure: ClaimFailure | undefined;
   private readonly liveness: RelayLiveness;
+  private readonly progress: RelayProgress;
 
   constructor(
     private readonly options: RelayOptions,
@@ -148,6 +149,7 @@ export class Relay {
     this.db = toSqlExecutor(deps.pool);
     this.observer = deps.observer ?? ignoreRelayEvents;
     this.limit = pLimit(options.batchesInFlight);
+    this.progress = deps.progress ?? ignoreProgress;
     this.liveness = new RelayLiveness({
       pool: deps.pool,
       statements: deps.statements,
@@ -216,7 +218,7 @@ export class Relay {
   start(): void {
     if (this.loopDone) return;
     this.stopping = false;
-    const progress = this.deps.progress ?? ignoreProgress;
+    const progress = this.progress;
     this.loopDone = this.loop().catch((error: unknown) => {
       // /healthz turns 503, and the process-level handler ends the process
       // (bounded shutdown, exit 1) so that the orchestrator restarts it.
@@ -333,8 +335,7 @@ export class Relay {
   }
 
   private async loop(): Promise<void> {
-    const progress = this.deps.progress ?? ignoreProgress;
-    let failures = 0;
+    const progress = this.progress;
     let brokerWaits = 0;
     let gateClosed = false;
     while (!this.stopping) {
@@ -371,16 +372,15 @@ export class Relay {
       const claimedAt = Date.now();
       try {
         rows = await this.claim();
-        failures = 0;
         this.claimFailure = undefined;
       } catch (error) {
-        failures += 1;
+        const count = (this.claimFailure?.count ?? 0) + 1;
         this.claimFailure = {
           since: this.claimFailure?.since ?? Date.now(),
-          count: failures,
+          count,
           error: describeError(error),
         };
-        const delay = Math.min(100 * 2 ** failures, 10_000);
+        const delay = Math.min(100 * 2 ** count, 10_000);
         this.deps.logger.error('claim failed; retrying', { error, retryInMs: delay });
         await progress.waiting('claim-failed', this.wake.wait(delay));
         continue;

@@ -180,10 +180,16 @@ export async function openRelayRuntime(
   const cleaner = new RetentionCleaner(pool, statements, config.retentionMs, 60_000, logger);
   const unsubscribe = gate.onChange(() => wake.ring());
 
-  const close = async () => {
-    // Gives the tenants and the liveness lock back at once (again, after
-    // stop()), so a relay started next need not wait (`run --once`).
+  let relayStopped = false;
+  const stopRelay = async () => {
+    if (relayStopped) return;
+    relayStopped = true;
     await relay.stop();
+  };
+  const close = async () => {
+    // Gives the tenants and the liveness lock back at once (unless stop()
+    // did), so a relay started next need not wait (`run --once`).
+    await stopRelay();
     unsubscribe();
     await gate.close();
     // The relay's stop() already waited for confirms within the shutdown timeout.
@@ -240,7 +246,7 @@ export async function openRelayRuntime(
       const backlogStopped = backlog?.stop();
       await listener?.stop();
       await cleaner.stop();
-      await relay.stop();
+      await stopRelay();
       await backlogStopped;
       await close();
       await http?.close();

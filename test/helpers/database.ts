@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { livenessKey, type OutboxStatements, outboxStatements } from '../../src/outbox/queries.js';
+import { type OutboxStatements, outboxStatements } from '../../src/outbox/queries.js';
 import { migrateUp } from '../../src/schema/migrator.js';
 
 /** A migrated outbox schema and a pool on it. */
@@ -70,9 +70,7 @@ export async function holdLiveness(
   const client = new pg.Client({ connectionString: db.url });
   client.on('error', () => undefined);
   await client.connect();
-  const { rows } = await client.query(db.statements.holdLiveness, [
-    livenessKey(db.schema, relayId),
-  ]);
+  const { rows } = await client.query(db.statements.holdLiveness, [relayId]);
   if (!rows[0]?.held) throw new Error(`liveness lock of ${relayId} already held`);
   return { release: () => client.end() };
 }

@@ -7,14 +7,11 @@
  */
 import type pg from 'pg';
 import type { Config } from '../config.js';
-import { withCommandPool } from '../db/pool.js';
+import { isUndefinedTable, withCommandPool } from '../db/pool.js';
 import { describeError, OutboxError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { type OutboxStatements, outboxStatements, outboxTableExists } from '../outbox/queries.js';
 import { toSqlExecutor } from '../outbox/sql-executor.js';
-
-/** PostgreSQL's undefined_table: a relation the statement names is missing. */
-const UNDEFINED_TABLE = '42P01';
 
 function notMigrated(schema: string, error?: unknown): OutboxError {
   const what = error
@@ -46,7 +43,7 @@ export async function withMigratedOutbox<T>(
       return await work(pool, statements);
     } catch (error) {
       // A table of a later migration (tenant_leases) may be missing too.
-      if ((error as { code?: unknown } | null)?.code === UNDEFINED_TABLE) {
+      if (isUndefinedTable(error)) {
         throw notMigrated(config.schema, error);
       }
       throw error;

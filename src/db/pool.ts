@@ -73,3 +73,8 @@ export async function withCommandPool<T>(
     await pool.end().catch(() => undefined);
   }
 }
+
+/** Whether `error` is PostgreSQL's undefined_table (42P01): a relation the statement names is missing. */
+export function isUndefinedTable(error: unknown): boolean {
+  return (error as { code?: unknown } | null | undefined)?.code === '42P01';
+}

@@ -28,6 +28,7 @@ import type {
   LDKeyedFeatureStoreItem,
 } from '@launchdarkly/node-server-sdk';
 import type pg from 'pg';
+import { isUndefinedTable } from '../db/pool.js';
 import type { Logger } from '../log/logger.js';
 import type { SavedFlagsStatus } from '../relay/tenant-gate.js';
 import { type FlagData, type FlagDataNamespace, itemJson, reviveItems } from './flag-item-json.js';
@@ -60,10 +61,6 @@ export interface FlagSnapshotOptions {
 
 type Item = LDFeatureStoreItem;
 type Clause = { op?: unknown; values?: unknown };
-
-function isMissingTable(error: unknown): boolean {
-  return (error as { code?: unknown } | undefined)?.code === '42P01';
-}
 
 function id(kind: FlagDataNamespace, key: string): string {
   return `${kind}:${key}`;
@@ -213,7 +210,7 @@ export class FlagSnapshotStore implements LDFeatureStore {
         at: performance.now(),
       };
     } catch (error) {
-      if (isMissingTable(error)) {
+      if (isUndefinedTable(error)) {
         this.disable();
         return;
       }
@@ -254,7 +251,7 @@ export class FlagSnapshotStore implements LDFeatureStore {
         await writeSnapshot(this.options.pool, this.statements, this.environment, write);
       } catch (error) {
         this.dirty = true;
-        if (isMissingTable(error)) return this.disable();
+        if (isUndefinedTable(error)) return this.disable();
         this.failures += 1;
         if (this.failures === 1) {
           this.options.logger.warn('cannot save the tenant flags in PostgreSQL; retrying', {

@@ -8,6 +8,7 @@
  *   npm run bench -- --only latency,write-path
  *   npm run bench -- --update-docs   write the results into docs/benchmarks.md
  *   npm run bench -- --cpu-prof      profile every spawned relay (.bench/profiles)
+ *   npm run bench -- --rounds 5      alternating throughput rounds (default 3, 2 with --quick)
  *
  * BENCH_DATABASE_URL (an admin connection; the bench creates and drops the
  * database outbox_bench) and BENCH_AMQP_URL default to the local services.
@@ -22,7 +23,7 @@ import { measureIdle } from './idle.js';
 import { measureLatency } from './latency.js';
 import { measureHorizontal, measureMemory } from './resources.js';
 import { measureFlood, measurePausedBacklog } from './tenants.js';
-import { measureNaive, measureThroughput } from './throughput.js';
+import { type Comparator, cpuLine, measureNaive, measureThroughput } from './throughput.js';
 import { measureBrokerDown, measureStatementNaming, measureWritePath } from './write-path.js';
 
 const SCENARIOS = [
@@ -46,6 +47,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     'update-docs': { type: 'boolean' },
     'cpu-prof': { type: 'boolean' },
+    rounds: { type: 'string' },
   },
 });
 const quick = values.quick === true;
@@ -59,6 +61,7 @@ for (const name of only) {
 const sizes = quick
   ? {
       throughput: 20_000,
+      throughputRounds: 2,
       naive: 5_000,
       latencySeconds: 5,
       writeSeconds: 1.5,
@@ -75,6 +78,7 @@ const sizes = quick
     }
   : {
       throughput: 200_000,
+      throughputRounds: 3,
       naive: 20_000,
       latencySeconds: 20,
       writeSeconds: 4,
@@ -142,13 +146,16 @@ log(
 try {
   let relayClassic: number | undefined;
   if (only.has('throughput')) {
+    const rounds = values.rounds === undefined ? sizes.throughputRounds : Number(values.rounds);
     log(
-      `\nthroughput: ${int(sizes.throughput)} persistent 1 KiB messages, durable exchange → durable queue, drained`,
+      `\nthroughput: ${int(sizes.throughput)} persistent 1 KiB messages, durable exchange → durable queue, drained; ${rounds} alternating rounds of raw, ceiling, relay, graphile-worker`,
     );
     for (const type of ['classic', 'quorum'] as const) {
-      const r = await measureThroughput(env, type, sizes.throughput, log);
+      const r = await measureThroughput(env, type, { messages: sizes.throughput, rounds }, log);
       results[`throughput_${type}`] = r;
       if (type === 'classic') relayClassic = r.relay;
+      const perRound = (a: Comparator, b: Comparator) =>
+        r.rounds.map((round) => (round.best[a].rate / round.best[b].rate).toFixed(2)).join(', ');
       add(`raw amqplib confirmed publish, ${type} (msg/s)`, int(r.raw));
       add(`outbox-relay end to end, ${type} (msg/s)`, int(r.relay));
       add(`relay / raw, ${type}`, r.ratio.toFixed(2), '≥ 0.80', r.ratio >= 0.8);
@@ -156,6 +163,30 @@ try {
         `machine CPU per message (both cores, all processes), ${type}: raw / relay`,
         `${r.rawCpuMicros.toFixed(0)} µs / ${r.relayCpuMicros.toFixed(0)} µs`,
       );
+      add(`cheapest relay (the ceiling), ${type} (msg/s)`, int(r.ceiling));
+      add(`graphile-worker as outbox, ${type} (msg/s)`, int(r.graphile));
+      add(
+        `relay / ceiling, ${type} (median; rounds)`,
+        `${r.relayToCeiling.toFixed(2)} (${perRound('relay', 'ceiling')})`,
+        '≥ 0.90',
+        r.relayToCeiling >= 0.9,
+      );
+      add(
+        `relay / graphile-worker, ${type} (median; rounds)`,
+        `${r.relayToGraphile.toFixed(2)} (${perRound('relay', 'graphile')})`,
+        '≥ 1.5',
+        r.relayToGraphile >= 1.5,
+      );
+      add(
+        `ceiling / raw, ${type} (median; rounds)`,
+        `${r.ceilingToRaw.toFixed(2)} (${perRound('ceiling', 'raw')})`,
+      );
+      for (const c of ['raw', 'ceiling', 'relay', 'graphile'] as const) {
+        add(
+          `CPU µs per message, ${type}, ${c}: publisher / postgres / rabbitmq / consumer / machine`,
+          cpuLine(r.cpu[c]),
+        );
+      }
     }
   }
   if (only.has('naive')) {

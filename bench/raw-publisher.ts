@@ -4,8 +4,8 @@
  * window, no database involved.
  */
 import { randomUUID } from 'node:crypto';
-import type { ConfirmChannel } from 'amqplib';
-import { type BenchEnv, EXCHANGE, PAYLOAD_BYTES } from './harness.js';
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
+import { EXCHANGE, PAYLOAD_BYTES } from './harness.js';
 
 /** The same body the outbox rows carry (see insertBacklog). */
 export function benchPayload(seq: number, tenants: number): Buffer {
@@ -18,14 +18,14 @@ export function benchPayload(seq: number, tenants: number): Buffer {
  * `channels` confirm channels; resolves when all are confirmed.
  */
 export async function rawPublish(
-  env: BenchEnv,
+  connection: ChannelModel,
   routingKey: string,
   count: number,
   options: { channels: number; window: number; tenants: number },
 ): Promise<void> {
   const channels: ConfirmChannel[] = [];
   for (let i = 0; i < options.channels; i++) {
-    const channel = await env.amqp.createConfirmChannel();
+    const channel = await connection.createConfirmChannel();
     channel.on('error', () => undefined);
     channels.push(channel);
   }

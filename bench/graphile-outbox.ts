@@ -38,10 +38,10 @@ export interface GraphileSettings {
 
 /** The best of the settings tried (bench/graphile-tune.ts). */
 export const GRAPHILE_SETTINGS: GraphileSettings = {
-  concurrency: 100,
+  concurrency: 500,
   maxPoolSize: 10,
   pollInterval: 2000,
-  localQueueSize: 1000,
+  localQueueSize: 2000,
   completeJobBatchDelay: 0,
   useNodeTime: true,
   preparedStatements: true,

@@ -1,7 +1,8 @@
 /**
  * CPU per message of each party to a drain: the publishing process (relay,
- * ceiling, graphile-worker or raw amqplib), PostgreSQL (every server process,
- * since the comparators connect in different ways), RabbitMQ (beam.smp), the
+ * ceiling, graphile-worker or raw amqplib), PostgreSQL (the server's own
+ * processes and every backend of the bench database, since the comparators
+ * connect in different ways), RabbitMQ (beam.smp), the
  * consumer (this bench process) and the whole machine.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -17,8 +18,11 @@ export interface CpuPerMessage {
   machine: number;
 }
 
-/** Pids whose process name (/proc/pid/comm) is exactly `name`. */
-export function pidsNamed(name: string): number[] {
+/**
+ * Pids whose process name (/proc/pid/comm) is exactly `name` and that `keep`
+ * (given the command line) accepts.
+ */
+export function pidsNamed(name: string, keep: (cmdline: string) => boolean = () => true): number[] {
   const pids: number[] = [];
   let entries: string[] = [];
   try {
@@ -29,12 +33,28 @@ export function pidsNamed(name: string): number[] {
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === name) pids.push(Number(entry));
+      if (
+        readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === name &&
+        keep(readFileSync(`/proc/${entry}/cmdline`, 'utf8'))
+      ) {
+        pids.push(Number(entry));
+      }
     } catch {
       // The process ended while we looked.
     }
   }
   return pids;
+}
+
+/**
+ * The PostgreSQL server's own processes (postmaster, checkpointer, WAL
+ * writer, autovacuum…) and the client backends of the bench database, but not
+ * other databases' backends: other work on this shared machine would count
+ * otherwise. A backend's title reads `postgres: 15/main: user database host(port) …`.
+ */
+function ofBenchDatabase(cmdline: string): boolean {
+  const clientBackend = /\(\d+\)|\[local\]/.test(cmdline);
+  return !clientBackend || cmdline.includes(' outbox_bench ');
 }
 
 /**
@@ -44,7 +64,7 @@ export function pidsNamed(name: string): number[] {
  */
 export class DrainCpu {
   private readonly publisher: CpuTracker;
-  private readonly postgres = new CpuTracker(async () => pidsNamed('postgres'));
+  private readonly postgres = new CpuTracker(async () => pidsNamed('postgres', ofBenchDatabase));
   private readonly rabbitmq = new CpuTracker(async () => pidsNamed('beam.smp'));
   private consumerStart = 0;
   private consumerEnd = 0;

@@ -151,17 +151,8 @@ export async function measureThroughput(
             break;
           }
           case 'graphile': {
-            await insertGraphileBacklog(env.pool, queue.routingKey, messages, TENANTS);
-            await settle(env, 'graphile_worker._private_jobs');
             const settings = options.graphile ?? GRAPHILE_SETTINGS;
-            const drain = await measureDrain(queue, messages, false, () =>
-              spawnComparator({
-                kind: 'graphile',
-                databaseUrl: env.databaseUrl,
-                amqpUrl: env.amqpUrl,
-                settings,
-              }),
-            );
+            const drain = await graphileDrain(env, queue, messages, settings);
             keep('graphile', `concurrency ${settings.concurrency}`, drain);
             break;
           }
@@ -234,6 +225,25 @@ async function outboxBacklog(
 async function settle(env: BenchEnv, table: string): Promise<void> {
   await env.pool.query(`vacuum analyze ${table}`);
   await env.pool.query('checkpoint');
+}
+
+/** graphile-worker draining `messages` jobs added just before, with `settings`. */
+export async function graphileDrain(
+  env: BenchEnv,
+  queue: DrainedQueue,
+  messages: number,
+  settings: GraphileSettings,
+): Promise<Drain> {
+  await insertGraphileBacklog(env.pool, queue.routingKey, messages, TENANTS);
+  await settle(env, 'graphile_worker._private_jobs');
+  return measureDrain(queue, messages, false, () =>
+    spawnComparator({
+      kind: 'graphile',
+      databaseUrl: env.databaseUrl,
+      amqpUrl: env.amqpUrl,
+      settings,
+    }),
+  );
 }
 
 /**

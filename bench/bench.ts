@@ -24,6 +24,7 @@ import { measureLatency } from './latency.js';
 import { measureHorizontal, measureMemory } from './resources.js';
 import { measureFlood, measurePausedBacklog } from './tenants.js';
 import { type Comparator, cpuLine, measureNaive, measureThroughput } from './throughput.js';
+import { measureWriteFloor } from './write-floor.js';
 import { measureBrokerDown, measureStatementNaming, measureWritePath } from './write-path.js';
 
 const SCENARIOS = [
@@ -234,6 +235,40 @@ try {
       '(for comparison)',
     );
     add('enqueue of 1,000 messages in one call, p50', ms(r.enqueue1000P50Ms));
+    log('\nwrite path against its floor: the same row into a table with only its primary key');
+    const floor = await measureWriteFloor(
+      env,
+      { rounds: quick ? 3 : 5, seconds: Math.max(1, Math.round(sizes.writeSeconds / 2)) },
+      log,
+    );
+    results.writeFloor = floor;
+    for (const c of floor.comparisons) {
+      add(
+        `enqueue / floor, ${c.writers} writer(s): p50 time`,
+        c.p50Ratio.toFixed(3),
+        '≤ 1.15',
+        c.p50Ratio <= 1.15,
+      );
+      add(
+        `enqueue / floor, ${c.writers} writer(s): throughput (floor tx/s / enqueue tx/s)`,
+        c.throughputRatio.toFixed(3),
+        '≤ 1.15',
+        c.throughputRatio <= 1.15,
+      );
+      for (const [mode, ratio] of Object.entries(c.againstFloor)) {
+        if (mode === 'floor' || mode === 'enqueue') continue;
+        add(
+          `… ${mode} / floor, ${c.writers} writer(s): p50, throughput`,
+          `${ratio.p50.toFixed(3)}, ${ratio.throughput.toFixed(3)}`,
+          '(breakdown)',
+        );
+      }
+    }
+    add(
+      'enqueue validation and encoding, client recognition, per message',
+      `${floor.encodeMicros.toFixed(2)} µs, ${floor.executorMicros.toFixed(2)} µs`,
+      '(breakdown)',
+    );
     log('\nwrite path: unnamed statements (the default) against named ones');
     const naming = await measureStatementNaming(
       env,

@@ -538,7 +538,10 @@ export function claimValues(params: ClaimParams): unknown[] {
     params.batchSize,
     params.leaseMs / 1000,
     params.pausedTenants,
-    params.inFlight,
+    // An array literal built in one join: the ids are decimal digits, so they
+    // need none of the per-element quoting pg would otherwise do (thousands
+    // of ids per claim).
+    `{${params.inFlight.join(',')}}`,
     params.requireLiveness ?? true,
   ];
 }

@@ -200,8 +200,12 @@ export function outboxStatements(schema: string): OutboxStatements {
           -- a remembered id: a lower id can commit after a higher one, and a
           -- cursor past it would skip it.
           where m.tenant_id >= t.tenant_id and m.tenant_id <= t.tenant_id and ${pendingM}
-            -- This relay's rows in flight; checked on the index entry, hashed.
-            and m.id <> all ($8::bigint[])
+            -- This relay's rows in flight, checked on the index entry against a
+            -- hash of them. Not '<> all ($8)': the claim is a named statement,
+            -- and in the generic plan PostgreSQL uses after five runs that
+            -- compares each row with every id in flight, one by one (46 µs of
+            -- server CPU per claimed row against 22, measured at 1M rows).
+            and m.id not in (select unnest($8::bigint[]))
           order by m.tenant_id, m.id
           limit (select rows_per_tenant from share)
         ) c
@@ -270,7 +274,7 @@ export function outboxStatements(schema: string): OutboxStatements {
                   m.available_at <= now() as free
                 from ${t} m
                 where ${tenantHash} = w.tenant_hash and ${keyHash} = k.key_hash and ${pendingM}
-                  and m.id <> all ($8::bigint[])
+                  and m.id not in (select unnest($8::bigint[]))
                 order by ${tenantHash}, ${keyHash}, m.id
                 limit (select ceil(rows_per_tenant / 10.0)::int from share)
               ) kr
@@ -316,7 +320,7 @@ export function outboxStatements(schema: string): OutboxStatements {
       -- so it returns only what is small; each batch fetches its payloads after.
       select m.id::text as id, m.message_id::text as message_id, m.tenant_id, m.ordering_key,
         m.exchange, m.routing_key, m.message_type, m.content_type, m.headers,
-        m.created_at, m.attempts,
+        (extract(epoch from m.created_at) * 1000)::float8 as created_ms, m.attempts,
         (select p.tenant_id from picked p order by p.n desc limit 1) as next_cursor,
         (select more from saturation) as more
       from ${t} m
@@ -366,8 +370,10 @@ export function outboxStatements(schema: string): OutboxStatements {
         select id from ${t} where published_at < now() - $1 * interval '1 millisecond'
         order by published_at limit $2)`,
     readSequence: `select last_value::text as last_value, is_called from ${quoteIdent(schema)}.messages_id_seq`,
-    // Base64 is a third smaller on the wire than bytea's hex text, and decodes natively.
-    fetchPayloads: `select id::text as id, encode(payload, 'base64') as payload from ${t} where id = any ($1::bigint[])`,
+    // Plain bytea (hex text on the wire): encoding base64 in the server and
+    // decoding it in Node cost more than the larger hex text does (7.2 + 8.2
+    // µs per row against 4.3 + 5.4, measured).
+    fetchPayloads: `select id::text as id, payload from ${t} where id = any ($1::bigint[])`,
     // Metrics, and `tenants --top`: one pass over the pending rows, grouped by
     // tenant, read two ways (in one statement, so one snapshot).
     // - 'backlog' rows: the $1 largest backlogs, the rest folded into one row
@@ -497,7 +503,8 @@ export interface ClaimedRow {
   message_type: string | null;
   content_type: string;
   headers: Record<string, unknown>;
-  created_at: Date;
+  /** Creation time, epoch milliseconds: a number parses far cheaper than a timestamp. */
+  created_ms: number;
   attempts: number;
   /** The same on every row: the last tenant this claim served, where the next one starts. */
   next_cursor: string;
@@ -531,7 +538,10 @@ export function claimValues(params: ClaimParams): unknown[] {
     params.batchSize,
     params.leaseMs / 1000,
     params.pausedTenants,
-    params.inFlight,
+    // An array literal built in one join: the ids are decimal digits, so they
+    // need none of the per-element quoting pg would otherwise do (thousands
+    // of ids per claim).
+    `{${params.inFlight.join(',')}}`,
     params.requireLiveness ?? true,
   ];
 }
@@ -607,12 +617,12 @@ export async function fetchPayloads(
   statements: OutboxStatements,
   ids: readonly string[],
 ): Promise<Map<string, Buffer>> {
-  const result = await pool.query<{ id: string; payload: string }>({
+  const result = await pool.query<{ id: string; payload: Buffer }>({
     name: `outbox_fetch_payloads_${statements.schema}`,
     text: statements.fetchPayloads,
     values: [ids],
   });
-  return new Map(result.rows.map((row) => [row.id, Buffer.from(row.payload, 'base64')]));
+  return new Map(result.rows.map((row) => [row.id, row.payload]));
 }
 
 /** Removes rows the broker confirmed (retention 0). */

@@ -114,7 +114,7 @@ function toOutgoing(row: ClaimedRow, content: Buffer): OutgoingMessage {
     content,
     contentType: row.content_type,
     type: row.message_type ?? undefined,
-    timestamp: Math.floor(row.created_at.getTime() / 1000),
+    timestamp: Math.floor(row.created_ms / 1000),
     headers: { ...row.headers, 'x-tenant-id': row.tenant_id },
   };
 }
@@ -536,7 +536,7 @@ export class Relay {
       const row = toPublish[i] as ClaimedRow;
       if (result.ok) {
         published.push(row.id);
-        publishedCreatedAt.push(row.created_at);
+        publishedCreatedAt.push(new Date(row.created_ms));
       } else {
         failureKinds.push(result.error.kind);
         failures.push({

@@ -21,7 +21,14 @@ import { outboxStatements } from '../src/outbox/queries.js';
 import type { Publisher } from '../src/relay/publisher.js';
 import { Relay } from '../src/relay/relay.js';
 import { allowAllTenants } from '../src/tenants/allow-all-gate.js';
-import { type BenchEnv, freshSchema, insertBacklog, machineTicks } from './harness.js';
+import {
+  type BenchEnv,
+  CpuTracker,
+  freshSchema,
+  insertBacklog,
+  machineTicks,
+  relayBackendPids,
+} from './harness.js';
 
 const SCHEMA = 'bench_capacity';
 const TENANTS = 128;
@@ -43,6 +50,9 @@ export interface CapacityPoint {
   waitShare: number;
   /** Both cores' busy share over the window. */
   machineBusy: number;
+  /** This process (the relays) and the relays' PostgreSQL backends, in cores. */
+  relayCores: number;
+  postgresCores: number;
 }
 
 /** A publisher that takes every message at once: the broker is not the bound. */
@@ -147,6 +157,9 @@ async function measurePoint(
     });
     await new Promise((resolve) => setTimeout(resolve, WARMUP_MS));
     const from = { ...counts };
+    const backends = new CpuTracker(() => relayBackendPids(env));
+    await backends.start();
+    const cpu = process.cpuUsage();
     const ticks = machineTicks();
     const t0 = performance.now();
     let samples = 0;
@@ -158,10 +171,13 @@ async function measurePoint(
       );
       samples++;
       waiting += rows[0]?.n ?? 0;
+      if (samples % 20 === 0) await backends.sample();
       await new Promise((resolve) => setTimeout(resolve, SAMPLE_MS));
     }
     const wall = (performance.now() - t0) / 1000;
     const after = machineTicks();
+    const used = process.cpuUsage(cpu);
+    await backends.sample();
     const claims = counts.claims - from.claims;
     const rows = counts.rows - from.rows;
     const claimMs = counts.claimMs - from.claimMs;
@@ -180,6 +196,8 @@ async function measurePoint(
       // Waiting backends × window, against the claims' summed wall time.
       waitShare: Math.min(1, (meanWaiting * wall * 1000) / Math.max(1, claimMs)),
       machineBusy: (after.busy - ticks.busy) / Math.max(1, after.total - ticks.total),
+      relayCores: (used.user + used.system) / 1e6 / wall,
+      postgresCores: backends.used().cpuSeconds / wall,
     };
   } finally {
     for (const { relay, pool } of started) {
@@ -199,7 +217,7 @@ export async function measureClaimCapacity(
   for (const relays of [1, 2, 4, 8]) {
     const point = await measurePoint(env, relays, options);
     log(
-      `  ${relays} relay(s): ${point.claimsPerSecond.toFixed(0)} claims/s, ${point.rowsPerSecond.toFixed(0)} rows/s, ${point.rowsPerClaim.toFixed(0)} rows/claim, claim ${point.claimMs.toFixed(1)} ms, waiting on a lock ${(100 * point.waitShare).toFixed(0)}% of claim time (${point.meanWaiting.toFixed(2)} backends), machine ${(100 * point.machineBusy).toFixed(0)}% busy`,
+      `  ${relays} relay(s): ${point.claimsPerSecond.toFixed(0)} claims/s, ${point.rowsPerSecond.toFixed(0)} rows/s, ${point.rowsPerClaim.toFixed(0)} rows/claim, claim ${point.claimMs.toFixed(1)} ms, waiting on a lock ${(100 * point.waitShare).toFixed(0)}% of claim time (${point.meanWaiting.toFixed(2)} backends), machine ${(100 * point.machineBusy).toFixed(0)}% busy (relays ${point.relayCores.toFixed(2)} cores, their postgres backends ${point.postgresCores.toFixed(2)})`,
     );
     points.push(point);
   }

@@ -17,6 +17,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { measureBacklog } from './backlog.js';
+import { measureClaimCapacity } from './claim-capacity.js';
 import { measureFailover } from './failover.js';
 import { closeBenchEnv, openBenchEnv, percentile, setRelayNodeArgs } from './harness.js';
 import { measureIdle } from './idle.js';
@@ -38,6 +39,7 @@ const SCENARIOS = [
   'horizontal',
   'idle',
   'failover',
+  'claim-capacity',
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -408,6 +410,21 @@ try {
         `${ms(percentile(times, 50))} / ${ms(percentile(times, 100))}`,
         '< 5 s',
         percentile(times, 100) < 5000,
+      );
+    }
+  }
+  if (only.has('claim-capacity')) {
+    log('\nclaim capacity: 1, 2, 4, 8 relays in one process, a publisher that acks at once');
+    const points = await measureClaimCapacity(
+      env,
+      { rows: quick ? 300_000 : 500_000, seconds: 3 },
+      log,
+    );
+    results.claimCapacity = points;
+    for (const p of points) {
+      add(
+        `claim capacity, ${p.relays} relay(s): claims/s, rows/s, lock wait share of claim time`,
+        `${int(p.claimsPerSecond)}, ${int(p.rowsPerSecond)}, ${pct(p.waitShare)}`,
       );
     }
   }

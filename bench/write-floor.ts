@@ -17,12 +17,13 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import { enqueue } from '../src/outbox/enqueue.js';
-import { type EncodedMessage, encodeMessage, type OutboxMessage } from '../src/outbox/message.js';
+import { type EncodedMessage, encodeMessage } from '../src/outbox/message.js';
 import { insertMessages, outboxStatements } from '../src/outbox/queries.js';
 import { toSqlExecutor } from '../src/outbox/sql-executor.js';
 import { type BenchEnv, connectClients, EXCHANGE, freshSchema, percentile } from './harness.js';
 import { ensureOrdersTable } from './latency.js';
 import { benchPayload } from './raw-publisher.js';
+import { benchEvent, businessTransactions } from './write-path.js';
 
 const SCHEMA = 'bench_floor';
 
@@ -141,18 +142,7 @@ function tableName(variant: FloorVariant): string {
   return `"${SCHEMA}"."${variant.replace(/[^a-z]+/g, '_')}"`;
 }
 
-function event(k: number): OutboxMessage {
-  return {
-    tenantId: `tenant-${k % 100}`,
-    exchange: EXCHANGE,
-    routingKey: 'orders',
-    type: 'order.created',
-    payload: benchPayload(k, 100),
-    contentType: 'application/json',
-  };
-}
-
-/** The row enqueue would store for event(k), as the floor's INSERT parameters. */
+/** The row enqueue would store for benchEvent(k), as the floor's INSERT parameters. */
 function floorValues(k: number): unknown[] {
   return [
     randomUUID(),
@@ -170,12 +160,12 @@ function floorValues(k: number): unknown[] {
 /** The outbox part of one business transaction in `mode`. */
 function outboxStep(mode: FloorMode): (client: pg.Client, k: number) => Promise<unknown> {
   if (mode === 'plain') return async () => undefined;
-  if (mode === 'enqueue') return (client, k) => enqueue(client, event(k), { schema: SCHEMA });
+  if (mode === 'enqueue') return (client, k) => enqueue(client, benchEvent(k), { schema: SCHEMA });
   if (mode === 'outbox SQL only') {
     // enqueue's statement on the real table, with the row encoded beforehand.
     const statements = outboxStatements(SCHEMA);
     const encoded = Array.from({ length: 1000 }, (_, k) =>
-      encodeMessage(event(k), 0, { maxPayloadBytes: 1 << 20 }),
+      encodeMessage(benchEvent(k), 0, { maxPayloadBytes: 1 << 20 }),
     );
     return (client, k) =>
       insertMessages(toSqlExecutor(client), statements, [encoded[k % 1000] as EncodedMessage], {
@@ -217,25 +207,9 @@ async function transactions(
   seconds: number,
 ): Promise<Sample> {
   const step = outboxStep(mode);
-  const latencies: number[] = [];
   const serverBefore = cpuNanos(pids);
   const clientBefore = process.cpuUsage();
-  const end = performance.now() + seconds * 1000;
-  await Promise.all(
-    clients.map(async (client, w) => {
-      for (let k = 0; performance.now() < end; k++) {
-        const started = performance.now();
-        await client.query('begin');
-        await client.query('insert into bench_orders (customer, total) values ($1, $2)', [
-          `c${w}`,
-          k,
-        ]);
-        await step(client, k);
-        await client.query('commit');
-        latencies.push(performance.now() - started);
-      }
-    }),
-  );
+  const latencies = await businessTransactions(clients, seconds, step);
   const client = process.cpuUsage(clientBefore);
   return {
     latencies,
@@ -352,7 +326,7 @@ export async function measureWriteFloor(
   }
 
   // In-process costs, per message: what enqueue does before its one statement.
-  const events = Array.from({ length: 1000 }, (_, k) => event(k));
+  const events = Array.from({ length: 1000 }, (_, k) => benchEvent(k));
   const encodeOptions = { maxPayloadBytes: 1 << 20 };
   const encodeMicros = microsPerCall(20_000, (k) =>
     encodeMessage(events[k % 1000], 0, encodeOptions),

@@ -42,7 +42,8 @@ export interface WritePathResult {
 
 const SCHEMA = 'bench_write';
 
-function event(k: number): OutboxMessage {
+/** The bench's k-th event: one of 100 tenants, a small JSON payload. */
+export function benchEvent(k: number): OutboxMessage {
   return {
     tenantId: `tenant-${k % 100}`,
     exchange: EXCHANGE,
@@ -61,24 +62,12 @@ async function run(
   schema = SCHEMA,
 ): Promise<WritePathRun> {
   const clients = await connectClients(env, writers);
-  const latencies: number[] = [];
-  const end = performance.now() + seconds * 1000;
+  let latencies: number[];
   try {
-    await Promise.all(
-      clients.map(async (client, w) => {
-        for (let k = 0; performance.now() < end; k++) {
-          const started = performance.now();
-          await client.query('begin');
-          await client.query('insert into bench_orders (customer, total) values ($1, $2)', [
-            `c${w}`,
-            k,
-          ]);
-          if (mode !== 'plain')
-            await enqueue(client, event(k), { schema, notify: mode === 'outbox+notify' });
-          await client.query('commit');
-          latencies.push(performance.now() - started);
-        }
-      }),
+    latencies = await businessTransactions(clients, seconds, (client, k) =>
+      mode === 'plain'
+        ? undefined
+        : enqueue(client, benchEvent(k), { schema, notify: mode === 'outbox+notify' }),
     );
   } finally {
     for (const client of clients) await client.end().catch(() => undefined);
@@ -119,7 +108,7 @@ export async function measureWritePath(
 
   const client = new pg.Client({ connectionString: env.databaseUrl });
   await client.connect();
-  const thousand = Array.from({ length: 1000 }, (_, k) => event(k));
+  const thousand = Array.from({ length: 1000 }, (_, k) => benchEvent(k));
   const calls: number[] = [];
   try {
     for (let i = 0; i < options.enqueueCalls; i++) {
@@ -166,11 +155,25 @@ export interface StatementNamingRun {
 }
 
 /** Business transactions (an order, one enqueue) on `clients` for `seconds`; their latencies. */
-async function timedTransactions(
+function timedTransactions(
   clients: readonly pg.Client[],
   seconds: number,
   preparedStatements: boolean,
   schema: string,
+): Promise<number[]> {
+  return businessTransactions(clients, seconds, (client, k) =>
+    enqueue(client, benchEvent(k), { schema, preparedStatements }),
+  );
+}
+
+/**
+ * Business transactions on `clients` for `seconds`: begin, insert an order,
+ * `step` (the outbox part, or nothing), commit. Returns their latencies (ms).
+ */
+export async function businessTransactions(
+  clients: readonly pg.Client[],
+  seconds: number,
+  step: (client: pg.Client, k: number) => Promise<unknown> | undefined,
 ): Promise<number[]> {
   const latencies: number[] = [];
   const end = performance.now() + seconds * 1000;
@@ -183,7 +186,7 @@ async function timedTransactions(
           `c${w}`,
           k,
         ]);
-        await enqueue(client, event(k), { schema, preparedStatements });
+        await step(client, k);
         await client.query('commit');
         latencies.push(performance.now() - started);
       }

@@ -28,6 +28,7 @@ import {
   insertBacklog,
   machineTicks,
   relayBackendPids,
+  relaysRunning,
 } from './harness.js';
 
 const SCHEMA = 'bench_capacity';
@@ -62,22 +63,6 @@ function ackingPublisher(): Publisher {
     isReady: () => true,
     close: async () => undefined,
   };
-}
-
-/** Resolves once `count` relays of the bench database hold an advisory lock (their liveness lock). */
-async function livenessHeld(env: BenchEnv, count: number): Promise<void> {
-  const deadline = performance.now() + 30_000;
-  for (;;) {
-    const { rows } = await env.pool.query<{ n: number }>(
-      `select count(distinct a.application_name)::int as n
-       from pg_locks l join pg_stat_activity a on a.pid = l.pid
-       where l.locktype = 'advisory' and l.granted and a.datname = current_database()
-         and a.application_name like 'outbox-relay %'`,
-    );
-    if ((rows[0]?.n ?? 0) >= count) return;
-    if (performance.now() > deadline) throw new Error(`${count} relays did not start in 30 s`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** Claims, rows and claim time counted by a relay's observer. */
@@ -144,7 +129,7 @@ async function measurePoint(
   try {
     // Every relay holds its liveness lock (taken before its first, empty,
     // claim); then each gets every N-th tenant's lease, and the backlog lands.
-    await livenessHeld(env, relays);
+    await relaysRunning(env, relays);
     await env.pool.query(
       `insert into "${SCHEMA}".tenant_leases (tenant_id, relay_id, leased_until)
        select 'tenant-' || g, ($1::uuid[])[1 + g % $2], now() + interval '1 hour'

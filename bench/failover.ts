@@ -13,6 +13,7 @@ import {
   freshSchema,
   insertBacklog,
   type RelayProcess,
+  relaysRunning,
   spawnRelay,
 } from './harness.js';
 
@@ -26,22 +27,6 @@ export interface FailoverResult {
 const TENANTS = 12;
 const ROWS_PER_TENANT = 200;
 const SCHEMA = 'bench_failover';
-
-/** Resolves once `count` relays hold an advisory lock (their liveness lock, or the claim lock). */
-async function relaysRunning(env: BenchEnv, count: number): Promise<void> {
-  const deadline = performance.now() + 30_000;
-  for (;;) {
-    const { rows } = await env.pool.query<{ n: number }>(
-      `select count(distinct a.application_name)::int as n
-       from pg_locks l join pg_stat_activity a on a.pid = l.pid
-       where l.locktype = 'advisory' and l.granted and a.datname = current_database()
-         and a.application_name like 'outbox-relay %'`,
-    );
-    if ((rows[0]?.n ?? 0) >= count) return;
-    if (performance.now() > deadline) throw new Error(`${count} relays did not start in 30 s`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** Resolves once every tenant has a live lease (after the first relay's drain). */
 async function allTenantsLeased(env: BenchEnv): Promise<void> {

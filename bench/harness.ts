@@ -432,3 +432,19 @@ export async function relayBackendPids(env: BenchEnv): Promise<number[]> {
   );
   return rows.map((row) => row.pid);
 }
+
+/** Resolves once `count` relays of the bench database hold an advisory lock (their liveness lock). */
+export async function relaysRunning(env: BenchEnv, count: number): Promise<void> {
+  const deadline = performance.now() + 30_000;
+  for (;;) {
+    const { rows } = await env.pool.query<{ n: number }>(
+      `select count(distinct a.application_name)::int as n
+       from pg_locks l join pg_stat_activity a on a.pid = l.pid
+       where l.locktype = 'advisory' and l.granted and a.datname = current_database()
+         and a.application_name like 'outbox-relay %'`,
+    );
+    if ((rows[0]?.n ?? 0) >= count) return;
+    if (performance.now() > deadline) throw new Error(`${count} relays did not start in 30 s`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

@@ -5,9 +5,10 @@
  * RabbitMQ).
  */
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
+import { createPool } from '../src/db/pool.js';
 import { createLogger, type Logger } from '../src/log/logger.js';
 import type { TenantGate } from '../src/relay/tenant-gate.js';
 import { environmentOf } from '../src/tenants/flag-snapshot-store.js';
@@ -377,12 +378,15 @@ describe('the kill switch remembers (flags saved in PostgreSQL)', () => {
     const proxy = await startTcpProxy(url.hostname, Number(url.port || 5432));
     url.hostname = '127.0.0.1';
     url.port = String(proxy.port);
-    const pool = new pg.Pool({
-      connectionString: url.toString(),
+    // The relay's own pool (createPool): a connection cut while checked out
+    // fails the borrower's query instead of throwing an unhandled 'error'.
+    const pool = createPool({
+      url: url.toString(),
       max: 2,
-      connectionTimeoutMillis: 1000,
+      connectTimeoutMs: 1000,
+      applicationName: 'flag-snapshot test',
+      onError: () => undefined,
     });
-    pool.on('error', () => undefined);
     const server = await startStreamingServer([publishFlag([], 1)]);
     const log = logLines();
     const gate = await openGate(key, server.port, log.logger, { pool });

@@ -4,9 +4,10 @@
  * table (`<schema>.kysely_migration`). Only the CLI calls this: nothing changes
  * the schema at run time.
  */
-import { Kysely, Migrator, PostgresDialect } from 'kysely';
+import { Kysely, Migrator } from 'kysely';
 import type pg from 'pg';
 import { describeError, OutboxError } from '../errors.js';
+import { SchemaScopedPostgresDialect } from './schema-introspector.js';
 import { MIGRATIONS_DIR, SqlMigrationProvider } from './sql-migration-provider.js';
 
 /** One migration and whether it has been applied. */
@@ -28,9 +29,10 @@ function createMigrator(
 ): { db: Kysely<unknown>; migrator: Migrator } {
   // The pool belongs to the caller; Kysely must not end it on destroy.
   const db = new Kysely<unknown>({
-    dialect: new PostgresDialect({
-      pool: { connect: () => pool.connect(), end: async () => undefined },
-    }),
+    dialect: new SchemaScopedPostgresDialect(
+      { pool: { connect: () => pool.connect(), end: async () => undefined } },
+      schema,
+    ),
   });
   const migrator = new Migrator({
     db,

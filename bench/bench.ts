@@ -212,6 +212,16 @@ try {
     results.latency = r;
     add('commit → broker ack p50 at 1,000 events/s', ms(r.p50), '≤ 3 ms', r.p50 <= 3);
     add('commit → broker ack p99 at 1,000 events/s', ms(r.p99), '≤ 20 ms', r.p99 <= 20);
+    const own = await measureLatency(
+      env,
+      { rate: 1000, writers: 8, seconds: sizes.latencySeconds, relay: 'process' },
+      log,
+    );
+    results.latency_relay_process = own;
+    add(
+      'relay in its own process: commit → arrival p50 / p99 at 1,000 events/s',
+      `${ms(own.p50)} / ${ms(own.p99)}`,
+    );
   }
   if (only.has('write-path')) {
     log('\nwrite path: insert an order, with and without one enqueue (no relay running)');

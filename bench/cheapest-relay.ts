@@ -12,7 +12,8 @@
 import amqp, { type ConfirmChannel } from 'amqplib';
 import pg from 'pg';
 
-interface Row {
+/** An outbox row as the comparators read it (the columns a message needs). */
+export interface OutboxRow {
   message_id: string;
   tenant_id: string;
   exchange: string;
@@ -71,7 +72,7 @@ async function cheapestWorker(options: CheapestRelayOptions): Promise<number> {
   try {
     for (;;) {
       await client.query('begin');
-      const { rows } = await client.query<Row>(claim);
+      const { rows } = await client.query<OutboxRow>(claim);
       if (rows.length > 0) await publishAll(channel, rows, options.window);
       await client.query('commit');
       if (rows.length === 0) return published;
@@ -85,7 +86,7 @@ async function cheapestWorker(options: CheapestRelayOptions): Promise<number> {
 }
 
 /** Publishes every row with at most `window` unconfirmed; resolves when all are acked, rejects on a nack. */
-async function publishAll(channel: ConfirmChannel, rows: readonly Row[], window: number) {
+async function publishAll(channel: ConfirmChannel, rows: readonly OutboxRow[], window: number) {
   let inFlight = 0;
   let failure: unknown;
   let wake: (() => void) | undefined;

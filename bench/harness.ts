@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import amqp, { type Channel, type ChannelModel } from 'amqplib';
+import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
 import pg from 'pg';
 import { loadConfig } from '../src/config.js';
 import { silentLogger } from '../src/log/logger.js';
@@ -72,11 +72,12 @@ export interface DrainedQueue {
   close(): Promise<void>;
 }
 
-/** Declares `name` as a `type` queue, binds it, and drains it with a no-ack consumer. */
+/** Declares `name` as a `type` queue, binds it, and drains it with a no-ack consumer (`onMessage` sees each message and its arrival time). */
 export async function drainedQueue(
   env: BenchEnv,
   name: string,
   type: 'classic' | 'quorum',
+  onMessage?: (message: ConsumeMessage, at: number) => void,
 ): Promise<DrainedQueue> {
   const channel: Channel = await env.amqp.createChannel();
   channel.on('error', () => undefined);
@@ -114,7 +115,10 @@ export async function drainedQueue(
   await channel.consume(
     name,
     (message) => {
-      if (message) queue.arrivals.push(performance.now());
+      if (!message) return;
+      const at = performance.now();
+      queue.arrivals.push(at);
+      onMessage?.(message, at);
     },
     { noAck: true },
   );

@@ -1,9 +1,15 @@
 /**
  * Commit-to-publish latency at a steady offered load: writers commit business
- * transactions that enqueue one event each, at a fixed rate; the time from
- * each COMMIT returning to the broker's ack of that message is recorded.
- * The relay runs in this process (the same runtime `outbox-relay run` uses)
- * so both instants come from one clock.
+ * transactions that enqueue one event each, at a fixed rate.
+ *
+ * Two placements of the relay, both timed on this process's clock:
+ * - `in-process`: the relay runs in this process (the runtime `outbox-relay
+ *   run` uses), and the time is COMMIT returning → the broker's ack. The
+ *   writers' 8 connections share the relay's event loop, so on a slow machine
+ *   this measures that contention too.
+ * - `process`: `outbox-relay run` in its own process, as it is deployed, and
+ *   the time is COMMIT returning → arrival at a consumer in this process (the
+ *   ack is in the other process; arrival comes after it).
  */
 import type pg from 'pg';
 import { enqueue } from '../src/outbox/enqueue.js';
@@ -17,12 +23,15 @@ import {
   inProcessRelay,
   pacedWriters,
   percentile,
+  relaysRunning,
+  spawnRelay,
   waitForAcks,
 } from './harness.js';
 import { benchPayload } from './raw-publisher.js';
 
 /** Latencies in milliseconds. */
 export interface LatencyResult {
+  relay: 'in-process' | 'process';
   offeredPerSecond: number;
   writers: number;
   seconds: number;
@@ -45,19 +54,30 @@ export async function ensureOrdersTable(env: BenchEnv): Promise<void> {
 /** Runs `writers` writers offering `rate` events per second in total for `seconds`. */
 export async function measureLatency(
   env: BenchEnv,
-  options: { rate: number; writers: number; seconds: number },
+  options: { rate: number; writers: number; seconds: number; relay?: 'in-process' | 'process' },
   log: (line: string) => void,
 ): Promise<LatencyResult> {
+  const placement = options.relay ?? 'in-process';
   const schema = 'bench_latency';
   await freshSchema(env, schema);
   await ensureOrdersTable(env);
-  const queue = await drainedQueue(env, 'outbox-bench-latency', 'classic');
   const committedAt = new Map<string, number>();
   const ackedAt = new Map<string, number>();
-  const runtime = await inProcessRelay(env, schema, (message) =>
-    ackedAt.set(message.messageId, performance.now()),
-  );
-  await runtime.start();
+  const queue = await drainedQueue(env, 'outbox-bench-latency', 'classic', (message, at) => {
+    if (placement === 'process') ackedAt.set(String(message.properties.messageId), at);
+  });
+  let stopRelay: () => Promise<unknown>;
+  if (placement === 'process') {
+    const relay = spawnRelay(env, schema);
+    stopRelay = () => relay.stop();
+    await relaysRunning(env, 1);
+  } else {
+    const runtime = await inProcessRelay(env, schema, (message) =>
+      ackedAt.set(message.messageId, performance.now()),
+    );
+    stopRelay = () => runtime.stop();
+    await runtime.start();
+  }
   let clients: pg.Client[] = [];
   try {
     clients = await connectClients(env, options.writers);
@@ -90,7 +110,7 @@ export async function measureLatency(
     );
     await waitForAcks(committedAt, ackedAt);
   } finally {
-    await runtime.stop();
+    await stopRelay();
     for (const client of clients) await client.end().catch(() => undefined);
     await queue.close();
   }
@@ -98,6 +118,7 @@ export async function measureLatency(
   const warm = [...committedAt.entries()].slice(Math.ceil(options.rate));
   const latencies = ackLatencies(warm, ackedAt);
   const result: LatencyResult = {
+    relay: placement,
     offeredPerSecond: options.rate,
     writers: options.writers,
     seconds: options.seconds,
@@ -108,7 +129,7 @@ export async function measureLatency(
     max: percentile(latencies, 100),
   };
   log(
-    `  commit → broker ack at ${options.rate}/s from ${options.writers} writers: p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms (${result.events} events)`,
+    `  ${placement === 'process' ? 'relay in its own process, commit → arrival' : 'relay in process, commit → broker ack'} at ${options.rate}/s from ${options.writers} writers: p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms (${result.events} events)`,
   );
   await env.pool.query(`drop schema "${schema}" cascade`);
   return result;

@@ -3,18 +3,10 @@
  * SELECT … FOR UPDATE SKIP LOCKED LIMIT 100, publish each row and wait for its
  * confirm, DELETE, COMMIT — holding the transaction open across the broker.
  */
+import type { OutboxRow } from './cheapest-relay.js';
 import type { BenchEnv } from './harness.js';
 
-interface Row {
-  id: string;
-  message_id: string;
-  tenant_id: string;
-  exchange: string;
-  routing_key: string;
-  message_type: string | null;
-  payload: Buffer;
-  content_type: string;
-}
+type Row = Omit<OutboxRow, 'headers' | 'created_s'> & { id: string };
 
 /** Drains the outbox in `schema` the naive way; returns how many rows it published. */
 export async function naiveDrain(env: BenchEnv, schema: string): Promise<number> {

@@ -8,9 +8,15 @@ import { defineConfig } from 'vitest/config';
  */
 const ownsServers = process.env.OUTBOX_TEST_OWN_SERVERS === '1';
 
+/**
+ * Finds (or starts) PostgreSQL and RabbitMQ. Only the projects that use them
+ * name it: the unit project must run, and fail or pass on its own merits,
+ * with neither reachable.
+ */
+const services = ['test/global-setup.ts'];
+
 export default defineConfig({
   test: {
-    globalSetup: ['test/global-setup.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
@@ -20,11 +26,22 @@ export default defineConfig({
     reporters: ['default'],
     projects: [
       {
+        // Pure logic, no services, seconds: `npm run test:unit`.
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          testTimeout: 10_000,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
         extends: true,
         test: {
           name: 'parallel',
+          globalSetup: services,
           include: ['test/**/*.test.ts'],
-          exclude: ['test/serial/**', 'test/fuzz/**'],
+          exclude: ['test/unit/**', 'test/serial/**', 'test/fuzz/**'],
           sequence: { groupOrder: 0 },
         },
       },
@@ -34,6 +51,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'fuzz',
+          globalSetup: services,
           include: ['test/fuzz/**/*.test.ts'],
           sequence: { groupOrder: 0 },
         },
@@ -46,6 +64,7 @@ export default defineConfig({
               extends: true as const,
               test: {
                 name: 'serial',
+                globalSetup: services,
                 include: ['test/serial/**/*.test.ts'],
                 fileParallelism: false,
                 sequence: { groupOrder: 1 },

@@ -5,7 +5,7 @@
  *   tsx scripts/config-docs.ts          prints the table
  *   tsx scripts/config-docs.ts --write  rewrites it between the markers in both files
  *
- * test/docs.test.ts fails when a file's table differs from this output.
+ * test/unit/config-docs.test.ts fails when a file's table differs from this output.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

@@ -5,9 +5,13 @@
  * waits again.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { silentLogger } from '../src/log/logger.js';
-import { BUSY_FOR_MS, IDLE_INTERVAL_MS, SequenceWatcher } from '../src/relay/sequence-watcher.js';
-import { WakeSignal } from '../src/relay/wake-signal.js';
+import { silentLogger } from '../../src/log/logger.js';
+import {
+  BUSY_FOR_MS,
+  IDLE_INTERVAL_MS,
+  SequenceWatcher,
+} from '../../src/relay/sequence-watcher.js';
+import { WakeSignal } from '../../src/relay/wake-signal.js';
 
 const FAST_MS = 2;
 

@@ -5,8 +5,8 @@
  * loop that threw is dead at once.
  */
 import { describe, expect, it } from 'vitest';
-import type { Logger } from '../src/log/logger.js';
-import { ProgressMonitor } from '../src/relay/progress-monitor.js';
+import type { Logger } from '../../src/log/logger.js';
+import { ProgressMonitor } from '../../src/relay/progress-monitor.js';
 
 const STALL_MS = 2000;
 

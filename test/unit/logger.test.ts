@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { OutboxError } from '../src/errors.js';
-import { createLogger, type LogFormat, type LogLevel } from '../src/log/logger.js';
+import { OutboxError } from '../../src/errors.js';
+import { createLogger, type LogFormat, type LogLevel } from '../../src/log/logger.js';
 
 /** A logger whose output is collected, one string per line written. */
 function capture(level: LogLevel, format: LogFormat = 'json') {

@@ -5,7 +5,7 @@
  * writes; tenants missing from a read did not change. No services.
  */
 import { describe, expect, it } from 'vitest';
-import { topWriters, WriteRateTracker, writeRate } from '../src/metrics/backlog-monitor.js';
+import { topWriters, WriteRateTracker, writeRate } from '../../src/metrics/backlog-monitor.js';
 
 const at = (seconds: number) => new Date(Date.UTC(2026, 10, 29) + seconds * 1000);
 const row = (tenant: string, pending: number, claimed: number) => ({

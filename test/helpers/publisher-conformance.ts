@@ -161,6 +161,21 @@ export function publisherConformance(
       await receivedCount(sut, batch.length);
     });
 
+    it('settles every message when closed without waiting, failing only without counting an attempt', async () => {
+      const batch = Array.from({ length: 500 }, (_, seq) =>
+        message(sut.exchange, { tenant: `t${seq % 5}`, scope: `k${seq % 11}`, seq }),
+      );
+      const published = sut.publisher.publish(batch);
+      await sut.publisher.close(0);
+      const results = await published;
+      expect(results).toHaveLength(batch.length);
+      for (const result of results) {
+        if (result.ok) continue;
+        expect(result.error).toBeInstanceOf(PublishError);
+        expect(result.error.countsAsAttempt).toBe(false);
+      }
+    });
+
     it('fails a publish after close at once, per message and without counting an attempt, and is not ready', async () => {
       await sut.publisher.close(1000);
       expect(sut.publisher.isReady()).toBe(false);

@@ -16,8 +16,8 @@
  */
 import amqp from 'amqplib';
 import pg from 'pg';
-import { redactUrl } from '../src/config.js';
 import { enqueue, type OutboxMessage, SETTINGS } from '../src/index.js';
+import { redactUrl } from '../src/redact-url.js';
 
 const DATABASE_URL = process.env.DATABASE_URL || SETTINGS.databaseUrl.default;
 const AMQP_URL = process.env.AMQP_URL || SETTINGS.amqpUrl.default;

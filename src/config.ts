@@ -9,6 +9,10 @@
  */
 import { ConfigError } from './errors.js';
 import { SCHEMA_NAME } from './outbox/queries.js';
+import { redactUrl } from './redact-url.js';
+
+// TODO(layout): import from src/redact-url.ts (src/broker/amqp-publisher.ts still imports it from here).
+export { redactUrl } from './redact-url.js';
 
 /** Which commands a setting applies to. */
 export type SettingScope = 'database' | 'relay' | 'flags';
@@ -154,18 +158,6 @@ function identifier(raw: string, name: string): string {
     );
   }
   return raw;
-}
-
-/** Replaces the password of a URL with `***`, for messages and logs. */
-export function redactUrl(raw: string): string {
-  try {
-    const parsed = new URL(raw);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    // As a URL parser would: the password runs to the last '@'.
-    return raw.replace(/\/\/([^:/@]+):.*@/, '//$1:***@');
-  }
 }
 
 /** The table of settings; order is the order of the help text and the docs. */

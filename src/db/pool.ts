@@ -3,9 +3,10 @@
  * check that turns "cannot connect" into one clear line.
  */
 import pg from 'pg';
-import { type Config, redactUrl } from '../config.js';
+import type { Config } from '../config.js';
 import { describeError, OutboxError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { redactUrl } from '../redact-url.js';
 
 /** Options of {@link createPool}. */
 export interface PoolOptions {

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { AmqpPublisher, connectionName } from '../broker/amqp-publisher.js';
-import { type Config, redactUrl } from '../config.js';
+import type { Config } from '../config.js';
 import { NotifyListener } from '../db/notify-listener.js';
 import { checkDatabase, createPool } from '../db/pool.js';
 import { describeError, OutboxError } from '../errors.js';
@@ -15,6 +15,7 @@ import { BacklogMonitor } from '../metrics/backlog-monitor.js';
 import { RelayMetrics } from '../metrics/prometheus-metrics.js';
 import { outboxStatements, outboxTableExists, readSequence } from '../outbox/queries.js';
 import { toSqlExecutor } from '../outbox/sql-executor.js';
+import { redactUrl } from '../redact-url.js';
 import { ProgressMonitor } from '../relay/progress-monitor.js';
 import type { OutgoingMessage, PublishResult } from '../relay/publisher.js';
 import { Relay } from '../relay/relay.js';

@@ -6,9 +6,10 @@
  * when one is named, otherwise every tenant enabled (with a warning).
  */
 import type pg from 'pg';
-import { type Config, redactUrl } from '../config.js';
+import type { Config } from '../config.js';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { redactUrl } from '../redact-url.js';
 import type { TenantGate } from '../relay/tenant-gate.js';
 import { allowAllTenants } from './allow-all-gate.js';
 import { flagsFileClient, launchDarklyClient, relayProxyRedisClient } from './flag-client.js';

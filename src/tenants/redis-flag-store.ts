@@ -18,9 +18,9 @@
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import type { LDFeatureStore, LDLogger, LDOptions } from '@launchdarkly/node-server-sdk';
-import { redactUrl } from '../config.js';
 import { ConfigError, describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { redactUrl } from '../redact-url.js';
 import { LastKnownStore } from './last-known-store.js';
 
 /** The optional package this module needs. */

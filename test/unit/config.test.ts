@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig, parseDuration, redactUrl, SETTINGS } from '../../src/config.js';
+import { loadConfig, parseDuration, SETTINGS } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
+import { redactUrl } from '../../src/redact-url.js';
 
 describe('loadConfig', () => {
   it('has defaults that name the database user and work on localhost', () => {

@@ -8,8 +8,8 @@
  * code reads `process.env`.
  */
 import { ConfigError } from './errors.js';
-import { SCHEMA_NAME } from './outbox/queries.js';
 import { redactUrl } from './redact-url.js';
+import { SCHEMA_NAME } from './schema-name.js';
 
 // TODO(layout): import from src/redact-url.ts (src/broker/amqp-publisher.ts still imports it from here).
 export { redactUrl } from './redact-url.js';

@@ -6,6 +6,7 @@
  * database-wide lock at commit); the relay notices new rows on its own.
  */
 import { InvalidMessageError } from '../errors.js';
+import { SCHEMA_NAME } from '../schema-name.js';
 import {
   DEFAULT_MAX_PAYLOAD_BYTES,
   type EncodedMessage,
@@ -17,7 +18,6 @@ import {
   insertMessages,
   type OutboxStatements,
   outboxStatements,
-  SCHEMA_NAME,
 } from './queries.js';
 import { toSqlExecutor } from './sql-executor.js';
 import { activeTraceHeaders } from './trace-context.js';

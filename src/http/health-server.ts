@@ -12,13 +12,21 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import type { ReadinessReport } from '../runtime/readiness.js';
 
 /** What /healthz answers: 200 while `alive`, else 503; the other fields are detail for a person. */
 export interface LivenessReport {
   alive: boolean;
   status: string;
   detail: string;
+}
+
+/**
+ * What /readyz answers: 200 when `ready`, else 503, with the whole report as
+ * its JSON body. The runtime's ReadinessProbe fills it with one entry per
+ * check; the endpoint needs only the verdict, so it knows nothing of the checks.
+ */
+export interface ReadinessAnswer {
+  readonly ready: boolean;
 }
 
 /** Where to listen and what to serve. */
@@ -28,7 +36,7 @@ export interface HealthServerOptions {
   port: number;
   /** The relay loop's health (ProgressMonitor.check); without it /healthz only says the process serves. */
   liveness?: () => LivenessReport;
-  readiness: () => Promise<ReadinessReport>;
+  readiness: () => Promise<ReadinessAnswer>;
   metrics: () => Promise<{ contentType: string; body: string }>;
   logger: Logger;
 }

@@ -13,7 +13,7 @@
  *
  * Order matters, most distinctive shape first (see `CLIENT_ADAPTERS`).
  */
-import type { SqlExecutor } from './sql-executor.js';
+import type { SqlExecutor } from './sql-executor-port.js';
 
 let compiledQuery: Promise<typeof import('kysely').CompiledQuery> | undefined;
 

@@ -5,12 +5,10 @@
  */
 import { UnsupportedExecutorError } from '../errors.js';
 import { CLIENT_ADAPTERS } from './client-adapters.js';
+import type { SqlExecutor } from './sql-executor-port.js';
 
-/** The minimal surface outbox SQL needs: one parameterised statement, rows back. */
-export interface SqlExecutor {
-  /** Runs `text` with `$1`… `values`; a `name` asks for a named prepared statement. */
-  run<Row>(text: string, values: readonly unknown[], name?: string): Promise<Row[]>;
-}
+/** The port, declared in its own file; re-exported so callers need one import. */
+export type { SqlExecutor } from './sql-executor-port.js';
 
 /** "a pg Client…, a Kysely transaction…, …": what `enqueue` accepts. */
 const ACCEPTED = CLIENT_ADAPTERS.map((adapter) => adapter.accepts).join('; ');

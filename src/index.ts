@@ -23,6 +23,7 @@ export {
   type LogLevel,
   silentLogger,
 } from './log/logger.js';
+export { migrateDown, migrateUp, migrationStatus } from './migrator/migrator.js';
 export { type EnqueueOptions, enqueue, MAX_MESSAGES_PER_CALL } from './outbox/enqueue.js';
 export {
   DEFAULT_MAX_PAYLOAD_BYTES,
@@ -34,5 +35,4 @@ export type { OutgoingMessage, Publisher, PublishResult } from './relay/publishe
 export { type PassResult, Relay, type RelayDeps, type RelayOptions } from './relay/relay.js';
 export type { TenantGate } from './relay/tenant-gate.js';
 export { WakeSignal } from './relay/wake-signal.js';
-export { migrateDown, migrateUp, migrationStatus } from './schema/migrator.js';
 export { allowAllTenants } from './tenants/allow-all-gate.js';

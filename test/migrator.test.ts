@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { migrateUp, migrationStatus } from '../src/schema/migrator.js';
+import { migrateUp, migrationStatus } from '../src/migrator/migrator.js';
 import { uniqueName } from './helpers/database.js';
 
 let pool: pg.Pool;

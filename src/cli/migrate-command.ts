@@ -4,7 +4,7 @@
 import type { Config } from '../config.js';
 import { withCommandPool } from '../db/pool.js';
 import type { Logger } from '../log/logger.js';
-import { migrateDown, migrateUp, migrationStatus } from '../schema/migrator.js';
+import { migrateDown, migrateUp, migrationStatus } from '../migrator/migrator.js';
 import { UsageError } from './args.js';
 
 /** Runs one migrate action; prints results on stdout. Returns the exit code. */

@@ -4,8 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { migrateUp } from '../../src/migrator/migrator.js';
 import { type OutboxStatements, outboxStatements } from '../../src/outbox/queries.js';
-import { migrateUp } from '../../src/schema/migrator.js';
 
 /** A migrated outbox schema and a pool on it. */
 export interface TestDatabase {

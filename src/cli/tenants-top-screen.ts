@@ -10,7 +10,7 @@ import {
   flagSourceLine,
   stateText,
   type TenantStateReport,
-} from './tenants-command.js';
+} from './tenant-states.js';
 import { printable } from './terminal-text.js';
 
 /** One tenant of a sample. */

@@ -18,12 +18,7 @@ import type { Logger } from '../log/logger.js';
 import { WriteRateTracker } from '../metrics/backlog-monitor.js';
 import { type OutboxStatements, readBacklogStats } from '../outbox/queries.js';
 import { withMigratedOutbox } from './migrated-outbox.js';
-import {
-  type FlagView,
-  flagsUnavailableLine,
-  openFlagView,
-  tenantState,
-} from './tenants-command.js';
+import { type FlagView, flagsUnavailableLine, openFlagView, tenantState } from './tenant-states.js';
 import { type TopOutput, type TopSample, TopScreen, topLines } from './tenants-top-screen.js';
 import { printable } from './terminal-text.js';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/log/logger.js';
 import { flagsFileClient, launchDarklyClient } from '../src/tenants/flag-client.js';
-import { LaunchDarklyGate } from '../src/tenants/launchdarkly-gate.js';
+import { FlagTenantGate } from '../src/tenants/flag-tenant-gate.js';
 import { flagsFileJson, publishFlag } from './helpers/flags.js';
 import { startStreamingServer } from './helpers/streaming-server.js';
 import { waitFor } from './helpers/wait.js';
@@ -19,13 +19,13 @@ const gateOptions = {
   logger: silentLogger,
 };
 
-async function paused(gate: LaunchDarklyGate, tenant: string): Promise<boolean> {
+async function paused(gate: FlagTenantGate, tenant: string): Promise<boolean> {
   return (await gate.decide([tenant])).get(tenant)?.paused === true;
 }
 
 /** Milliseconds from `flip()` until the gate reports `tenant` as `expected`. */
 async function flipToEffect(
-  gate: LaunchDarklyGate,
+  gate: FlagTenantGate,
   tenant: string,
   expected: boolean,
   flip: () => void,
@@ -51,7 +51,7 @@ describe('flag sources', () => {
   it('a flags file pauses and resumes a tenant within 1 s, written in place or replaced by rename', async () => {
     const path = join(dir, 'flags.json');
     writeFileSync(path, flagsFileJson([]));
-    const gate = new LaunchDarklyGate(await flagsFileClient(path, 5000, silentLogger), gateOptions);
+    const gate = new FlagTenantGate(await flagsFileClient(path, 5000, silentLogger), gateOptions);
     try {
       expect(gate.status()).toMatchObject({ source: 'flags-file', initialized: true });
       expect(await paused(gate, 'acme')).toBe(false);
@@ -82,7 +82,7 @@ describe('flag sources', () => {
     writeFileSync(path, flagsFileJson(['acme']));
     const warnings: string[] = [];
     const logger = { ...silentLogger, warn: (message: string) => warnings.push(message) };
-    const gate = new LaunchDarklyGate(await flagsFileClient(path, 2000, logger), gateOptions);
+    const gate = new FlagTenantGate(await flagsFileClient(path, 2000, logger), gateOptions);
     try {
       expect(await paused(gate, 'acme')).toBe(true);
       writeFileSync(path, '{ not json');
@@ -100,7 +100,7 @@ describe('flag sources', () => {
   it('reads YAML flags files', async () => {
     const path = join(dir, 'flags.yaml');
     writeFileSync(path, 'flagValues:\n  outbox-publish-enabled: false\n');
-    const gate = new LaunchDarklyGate(await flagsFileClient(path, 5000, silentLogger), gateOptions);
+    const gate = new FlagTenantGate(await flagsFileClient(path, 5000, silentLogger), gateOptions);
     try {
       expect(await paused(gate, 'anyone')).toBe(true);
     } finally {
@@ -119,7 +119,7 @@ describe('flag sources', () => {
       initTimeoutMs: 5000,
       logger: silentLogger,
     });
-    const gate = new LaunchDarklyGate(client, gateOptions);
+    const gate = new FlagTenantGate(client, gateOptions);
     try {
       expect(server.connections()).toBe(1);
       expect(gate.status()).toMatchObject({ source: 'launchdarkly', initialized: true });

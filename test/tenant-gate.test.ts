@@ -2,7 +2,7 @@ import { integrations } from '@launchdarkly/node-server-sdk';
 import { describe, expect, it } from 'vitest';
 import { createLogger, type Logger, silentLogger } from '../src/log/logger.js';
 import { testDataClient } from '../src/tenants/flag-client.js';
-import { LaunchDarklyGate } from '../src/tenants/launchdarkly-gate.js';
+import { FlagTenantGate } from '../src/tenants/flag-tenant-gate.js';
 import { useOutboxFixture } from './helpers/fixture.js';
 import { rateLimitFlag } from './helpers/flags.js';
 import { enqueueEvents } from './helpers/messages.js';
@@ -17,7 +17,7 @@ async function testGate(options: { failClosed?: boolean; logger?: Logger } = {})
   const testData = new integrations.TestData();
   testData.update(testData.flag('outbox-publish-enabled').booleanFlag().fallthroughVariation(true));
   const client = await testDataClient(testData);
-  const gate = new LaunchDarklyGate(client, {
+  const gate = new FlagTenantGate(client, {
     publishFlagKey: 'outbox-publish-enabled',
     rateFlagKey: 'outbox-tenant-rate-limit',
     failClosed: options.failClosed ?? false,

@@ -14,7 +14,7 @@ import type { TenantGate } from '../relay/tenant-gate.js';
 import { allowAllTenants } from './allow-all-gate.js';
 import { flagsFileClient, launchDarklyClient, relayProxyRedisClient } from './flag-client.js';
 import { FlagSnapshotStore } from './flag-snapshot-store.js';
-import { LaunchDarklyGate } from './launchdarkly-gate.js';
+import { FlagTenantGate } from './flag-tenant-gate.js';
 import { openRedisFlagStore } from './redis-flag-store.js';
 
 /** What the gate may use besides the configuration. */
@@ -63,7 +63,7 @@ export async function openTenantGate(
       redis: await redisStore(true),
     });
     logger.info("tenant flags from the Relay Proxy's Redis store (daemon mode)", redisWhere);
-    return new LaunchDarklyGate(client, gateOptions);
+    return new FlagTenantGate(client, gateOptions);
   }
   if (config.launchDarklySdkKey) {
     const redis = config.launchDarklyRedisUrl ? await redisStore(false) : undefined;
@@ -93,12 +93,12 @@ export async function openTenantGate(
       savedIn: redis ? 'redis' : snapshot ? 'postgres' : 'nowhere',
       ...(redis ? redisWhere : {}),
     });
-    return new LaunchDarklyGate(client, gateOptions);
+    return new FlagTenantGate(client, gateOptions);
   }
   if (config.flagsFile) {
     const client = await flagsFileClient(config.flagsFile, config.flagsInitTimeoutMs, logger);
     logger.info('tenant flags from a file', { path: config.flagsFile });
-    return new LaunchDarklyGate(client, gateOptions);
+    return new FlagTenantGate(client, gateOptions);
   }
   logger.warn(
     'no tenant flag source configured (OUTBOX_FLAGS_FILE or LAUNCHDARKLY_SDK_KEY): every tenant is enabled',

@@ -4,9 +4,9 @@
  */
 import { silentLogger } from '../../src/log/logger.js';
 import { launchDarklyClient } from '../../src/tenants/flag-client.js';
-import { LaunchDarklyGate } from '../../src/tenants/launchdarkly-gate.js';
+import { FlagTenantGate } from '../../src/tenants/flag-tenant-gate.js';
 
-export async function unavailableFlagsGate(failClosed: boolean): Promise<LaunchDarklyGate> {
+export async function unavailableFlagsGate(failClosed: boolean): Promise<FlagTenantGate> {
   const client = await launchDarklyClient({
     sdkKey: 'sdk-test',
     streamUri: 'http://127.0.0.1:1',
@@ -16,7 +16,7 @@ export async function unavailableFlagsGate(failClosed: boolean): Promise<LaunchD
     initTimeoutMs: 200,
     logger: silentLogger,
   });
-  return new LaunchDarklyGate(client, {
+  return new FlagTenantGate(client, {
     publishFlagKey: 'outbox-publish-enabled',
     rateFlagKey: 'outbox-tenant-rate-limit',
     failClosed,

@@ -1,5 +1,8 @@
 /**
- * The per-tenant kill switch and throttle, decided by LaunchDarkly flags.
+ * The per-tenant kill switch and throttle, decided by tenant flags in
+ * LaunchDarkly's model, from whichever source the FlagClient reads: the
+ * LaunchDarkly SDK (streaming, or a Relay Proxy's Redis store) or a local
+ * flags file in LaunchDarkly's file data source format.
  *
  * For the context `{ kind: 'tenant', key: tenantId }`:
  * - the boolean flag (default `outbox-publish-enabled`, fallback true) says
@@ -30,16 +33,16 @@ import type { FlagClient } from './flag-client.js';
  */
 const MAX_REMEMBERED = 10_000;
 
-/** Options of {@link LaunchDarklyGate}. */
-export interface LaunchDarklyGateOptions {
+/** Options of {@link FlagTenantGate}. */
+export interface FlagTenantGateOptions {
   publishFlagKey: string;
   rateFlagKey: string;
   failClosed: boolean;
   logger: Logger;
 }
 
-/** A {@link TenantGate} over a LaunchDarkly {@link FlagClient}. */
-export class LaunchDarklyGate implements TenantGate {
+/** A {@link TenantGate} over a {@link FlagClient}, whatever its flag source. */
+export class FlagTenantGate implements TenantGate {
   private readonly paused = new Set<string>();
   /** The last decision per tenant, least recently decided first. */
   private readonly decisions = new Map<string, TenantDecision>();
@@ -49,7 +52,7 @@ export class LaunchDarklyGate implements TenantGate {
 
   constructor(
     private readonly client: FlagClient,
-    private readonly options: LaunchDarklyGateOptions,
+    private readonly options: FlagTenantGateOptions,
   ) {
     client.events.on('update', this.onUpdate);
   }

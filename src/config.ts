@@ -299,7 +299,8 @@ export const SETTINGS = {
     flag: 'lease',
     scope: 'relay',
     default: '60s',
-    description: 'How long claimed rows stay reserved to one relay before others may take them',
+    description:
+      "How long a claim leases its tenants (not rows) to the relay: other relays skip them until the lease ends or the relay's PostgreSQL session does",
     parse: duration(1000, 86_400_000),
   }),
   retentionMs: setting({

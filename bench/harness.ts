@@ -10,9 +10,9 @@ import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqp
 import pg from 'pg';
 import { loadConfig } from '../src/config.js';
 import { silentLogger } from '../src/log/logger.js';
+import { migrateUp } from '../src/migrator/migrator.js';
 import type { OutgoingMessage } from '../src/relay/publisher.js';
 import { openRelayRuntime, type RelayRuntime } from '../src/runtime/relay-runtime.js';
-import { migrateUp } from '../src/schema/migrator.js';
 
 /** Where the benchmark runs. */
 export interface BenchEnv {

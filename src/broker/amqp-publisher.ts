@@ -16,6 +16,7 @@ import type {
   PublisherStatus,
   PublishResult,
 } from '../relay/publisher.js';
+import { batchSocketWrites } from './batched-writes.js';
 import {
   type ChannelCloseError,
   ConfirmLane,
@@ -539,6 +540,9 @@ export class AmqpPublisher implements Publisher {
         connection.on('error', () => undefined);
         await connection.close().catch(() => undefined);
         throw new Error('publisher is closed');
+      }
+      if (!batchSocketWrites(connection)) {
+        logger.debug('amqplib internals not as expected; socket writes stay one per message');
       }
       connection.on('error', (error: Error & { code?: unknown }) => {
         logger.warn('broker connection error', { error });

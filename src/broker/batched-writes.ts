@@ -1,0 +1,53 @@
+/**
+ * Coalesces amqplib's socket writes. amqplib queues each published message
+ * (method, header and body frames in one buffer) on its channel's stream, and
+ * a multiplexer moves those buffers to the socket in one pass per event-loop
+ * turn, with one `socket.write()` each: with the socket uncorked, every
+ * message costs its own write system call (about a tenth of the relay's CPU
+ * in a profile under load). Corking the socket for the length of that pass
+ * hands the buffers to the kernel in one `writev` per high-water mark
+ * (16 KiB, about a dozen 1 KiB messages) instead.
+ *
+ * Nothing else changes: the bytes, their order and the back-pressure are
+ * amqplib's own (the socket still reports full at its high-water mark, and
+ * the pass stops there until 'drain'), and the socket is uncorked before the
+ * pass returns, even if it throws, so no frame (a heartbeat, a close) ever
+ * waits behind the cork.
+ */
+import type { ChannelModel } from 'amqplib';
+
+/** The parts of amqplib's internals this relies on (as in amqplib 2.3; test/batched-writes.test.ts checks). */
+interface AmqplibMux {
+  out?: { cork?: () => void; uncork?: () => void };
+  _readIncoming?: () => void;
+}
+
+/**
+ * Corks the socket around each pass of the connection's multiplexer. Returns
+ * false (and changes nothing) if this amqplib does not have the internals it
+ * expects: writes are then per message, as before.
+ */
+export function batchSocketWrites(model: ChannelModel): boolean {
+  const mux = (model as unknown as { connection?: { muxer?: AmqplibMux } }).connection?.muxer;
+  const socket = mux?.out;
+  const pass = mux?._readIncoming;
+  if (
+    mux === undefined ||
+    typeof pass !== 'function' ||
+    typeof socket?.cork !== 'function' ||
+    typeof socket.uncork !== 'function'
+  ) {
+    return false;
+  }
+  const cork = socket.cork.bind(socket);
+  const uncork = socket.uncork.bind(socket);
+  mux._readIncoming = function corkedPass(this: AmqplibMux) {
+    cork();
+    try {
+      pass.call(this);
+    } finally {
+      uncork();
+    }
+  };
+  return true;
+}

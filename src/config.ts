@@ -16,8 +16,6 @@ import type { SettingScope, SettingSpec } from './config/setting.js';
 import { ConfigError } from './errors.js';
 
 export { parseDuration, type SettingScope } from './config/setting.js';
-// TODO(layout): import from src/redact-url.ts (src/broker/amqp-publisher.ts still imports it from here).
-export { redactUrl } from './redact-url.js';
 
 /** The table of settings; order is the order of the help text and the docs. */
 export const SETTINGS = {

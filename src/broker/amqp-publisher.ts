@@ -7,9 +7,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
-import { redactUrl } from '../config.js';
 import { describeError, OutboxError, PublishError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { redactUrl } from '../redact-url.js';
 import type {
   OutgoingMessage,
   Publisher,

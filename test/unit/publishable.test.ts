@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_HEADER_DEPTH, unpublishableReason } from '../src/broker/publishable.js';
-import type { OutgoingMessage } from '../src/relay/publisher.js';
+import { MAX_HEADER_DEPTH, unpublishableReason } from '../../src/broker/publishable.js';
+import type { OutgoingMessage } from '../../src/relay/publisher.js';
 
 function message(headers: Record<string, unknown>, content = Buffer.from('{}')): OutgoingMessage {
   return {

@@ -11,6 +11,7 @@
  */
 import amqp, { type ConfirmChannel } from 'amqplib';
 import pg from 'pg';
+import { batchSocketWrites } from '../src/broker/batched-writes.js';
 
 /** An outbox row as the comparators read it (the columns a message needs). */
 export interface OutboxRow {
@@ -67,6 +68,9 @@ async function cheapestWorker(options: CheapestRelayOptions): Promise<number> {
   });
   await client.connect();
   const connection = await amqp.connect(options.amqpUrl);
+  // The relay batches its socket writes (src/broker/batched-writes.ts); any
+  // relay could, so the ceiling does too.
+  batchSocketWrites(connection);
   const channel = await connection.createConfirmChannel();
   let published = 0;
   try {

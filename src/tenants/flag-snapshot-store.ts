@@ -28,6 +28,7 @@ import type {
   LDKeyedFeatureStoreItem,
 } from '@launchdarkly/node-server-sdk';
 import type pg from 'pg';
+import { Backoff, SHORTEN_JITTER } from '../backoff.js';
 import { isUndefinedTable } from '../db/pool.js';
 import type { Logger } from '../log/logger.js';
 import type { SavedFlagsStatus } from '../relay/tenant-gate.js';
@@ -41,8 +42,8 @@ import {
 } from './flag-snapshot-queries.js';
 
 const NAMESPACES: readonly FlagDataNamespace[] = ['features', 'segments'];
-const RETRY_MIN_MS = 1000;
-const RETRY_MAX_MS = 60_000;
+/** Between failed saves: 1 s doubling to 60 s, jittered down to half (relays share the database). */
+const SAVE_RETRY = { firstMs: 1000, maxMs: 60_000, jitter: SHORTEN_JITTER } as const;
 
 /** The snapshot's key for an SDK key: one snapshot per LaunchDarkly environment, the key never stored. */
 export function environmentOf(sdkKey: string): string {
@@ -91,7 +92,7 @@ export class FlagSnapshotStore implements LDFeatureStore {
   private dirty = false;
   private writing: Promise<void> | undefined;
   private retry: NodeJS.Timeout | undefined;
-  private failures = 0;
+  private readonly saveRetry = new Backoff(SAVE_RETRY);
   private stopped = false;
   private disabled = false;
 
@@ -252,29 +253,27 @@ export class FlagSnapshotStore implements LDFeatureStore {
       } catch (error) {
         this.dirty = true;
         if (isUndefinedTable(error)) return this.disable();
-        this.failures += 1;
-        if (this.failures === 1) {
+        const delay = this.saveRetry.next();
+        if (this.saveRetry.failures === 1) {
           this.options.logger.warn('cannot save the tenant flags in PostgreSQL; retrying', {
             error,
           });
         }
         if (this.stopped) return;
-        const backoff = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (this.failures - 1));
-        this.retry = setTimeout(
-          () => {
-            this.retry = undefined;
-            this.startSaving();
-          },
-          backoff * (0.5 + Math.random() / 2),
-        );
+        this.retry = setTimeout(() => {
+          this.retry = undefined;
+          this.startSaving();
+        }, delay);
         this.retry.unref();
         return;
       }
       for (const row of write.upserts) this.persisted.set(id(row.kind, row.key), row);
       for (const row of write.deletes) this.persisted.delete(id(row.kind, row.key));
       this.fullSetsSaved = fullSets;
-      if (this.failures > 0) this.options.logger.info('tenant flags saved in PostgreSQL again');
-      this.failures = 0;
+      if (this.saveRetry.failures > 0) {
+        this.options.logger.info('tenant flags saved in PostgreSQL again');
+      }
+      this.saveRetry.reset();
     }
   }
 

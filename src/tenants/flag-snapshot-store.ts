@@ -32,6 +32,7 @@ import { Backoff, SHORTEN_JITTER } from '../backoff.js';
 import { isUndefinedTable } from '../db/pool.js';
 import type { Logger } from '../log/logger.js';
 import type { SavedFlagsStatus } from '../relay/tenant-gate.js';
+import { flagsAndDependencies, itemId } from './flag-dependencies.js';
 import { type FlagData, type FlagDataNamespace, itemJson, reviveItems } from './flag-item-json.js';
 import {
   type FlagSnapshotStatements,
@@ -61,19 +62,6 @@ export interface FlagSnapshotOptions {
 }
 
 type Item = LDFeatureStoreItem;
-type Clause = { op?: unknown; values?: unknown };
-
-function id(kind: FlagDataNamespace, key: string): string {
-  return `${kind}:${key}`;
-}
-
-function segmentsUsedBy(item: Item): string[] {
-  const rules = Array.isArray(item.rules) ? (item.rules as { clauses?: Clause[] }[]) : [];
-  return rules
-    .flatMap((rule) => rule.clauses ?? [])
-    .filter((clause) => clause.op === 'segmentMatch' && Array.isArray(clause.values))
-    .flatMap((clause) => (clause.values as unknown[]).filter((v) => typeof v === 'string'));
-}
 
 /** A feature store kept in memory and saved, on change, in PostgreSQL. */
 export class FlagSnapshotStore implements LDFeatureStore {
@@ -194,7 +182,7 @@ export class FlagSnapshotStore implements LDFeatureStore {
       const data: FlagData = { features: {}, segments: {} };
       for (const row of saved.rows) {
         data[row.kind][row.key] = row.item;
-        this.persisted.set(id(row.kind, row.key), {
+        this.persisted.set(itemId(row.kind, row.key), {
           kind: row.kind,
           key: row.key,
           version: row.version,
@@ -267,8 +255,8 @@ export class FlagSnapshotStore implements LDFeatureStore {
         this.retry.unref();
         return;
       }
-      for (const row of write.upserts) this.persisted.set(id(row.kind, row.key), row);
-      for (const row of write.deletes) this.persisted.delete(id(row.kind, row.key));
+      for (const row of write.upserts) this.persisted.set(itemId(row.kind, row.key), row);
+      for (const row of write.deletes) this.persisted.delete(itemId(row.kind, row.key));
       this.fullSetsSaved = fullSets;
       if (this.saveRetry.failures > 0) {
         this.options.logger.info('tenant flags saved in PostgreSQL again');
@@ -279,7 +267,7 @@ export class FlagSnapshotStore implements LDFeatureStore {
 
   /** What differs between memory (the gate's flags and their dependencies) and PostgreSQL. */
   private pendingWrite(confirmed: boolean): SnapshotWrite {
-    const needed = this.needed();
+    const needed = flagsAndDependencies(this.data, this.options.flagKeys);
     const upserts: SnapshotWrite['upserts'] = [];
     for (const [rowId, { kind, key, item }] of needed) {
       if (this.persisted.get(rowId)?.version === item.version) continue;
@@ -287,25 +275,5 @@ export class FlagSnapshotStore implements LDFeatureStore {
     }
     const deletes = [...this.persisted].filter(([key]) => !needed.has(key)).map(([, row]) => row);
     return { upserts, deletes, confirmed };
-  }
-
-  /** The gate's flags and, transitively, their prerequisite flags and the segments they match. */
-  private needed(): Map<string, { kind: FlagDataNamespace; key: string; item: Item }> {
-    const found = new Map<string, { kind: FlagDataNamespace; key: string; item: Item }>();
-    const visit = (kind: FlagDataNamespace, key: string) => {
-      const item = this.data.get(kind)?.get(key);
-      if (!item || found.has(id(kind, key))) return;
-      found.set(id(kind, key), { kind, key, item });
-      if (item.deleted) return;
-      const prerequisites = Array.isArray(item.prerequisites)
-        ? (item.prerequisites as { key?: unknown }[])
-        : [];
-      for (const prerequisite of prerequisites) {
-        if (typeof prerequisite.key === 'string') visit('features', prerequisite.key);
-      }
-      for (const segment of segmentsUsedBy(item)) visit('segments', segment);
-    };
-    for (const key of this.options.flagKeys) visit('features', key);
-    return found;
   }
 }

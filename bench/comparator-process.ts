@@ -3,7 +3,6 @@
  * process of its own, as the relay runs in its own: the CPU of each process
  * can then be read apart from /proc.
  */
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { GraphileSettings } from './graphile-outbox.js';
 import { benchProcess, type RelayProcess } from './harness.js';
@@ -19,9 +18,8 @@ const MAIN = fileURLToPath(new URL('./comparator-main.ts', import.meta.url));
 
 /** Spawns `node --import tsx bench/comparator-main.ts` for `job` (one node process, no tsx wrapper). */
 export function spawnComparator(job: ComparatorJob): RelayProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-    env: { PATH: process.env.PATH, BENCH_COMPARATOR: JSON.stringify(job) },
-    stdio: ['ignore', 'ignore', 'inherit'],
+  return benchProcess(process.execPath, ['--import', 'tsx', MAIN], {
+    PATH: process.env.PATH,
+    BENCH_COMPARATOR: JSON.stringify(job),
   });
-  return benchProcess(child);
 }

@@ -3,11 +3,12 @@
  * given type with a consumer draining it, server-side backlog generation, the
  * relay spawned as ops run it, and process resource sampling.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
 import pg from 'pg';
+import { startProcess } from '../scripts/process-runner.js';
 import { loadConfig } from '../src/config.js';
 import { silentLogger } from '../src/log/logger.js';
 import { migrateUp } from '../src/migrator/migrator.js';
@@ -170,6 +171,7 @@ export interface RelayProcess {
   pid: number;
   /** Resolves with the exit code (null after a signal) once the process has ended. */
   exited: Promise<number | null>;
+  /** Sends SIGTERM unless it has ended, and waits for it to end (no SIGKILL: a hang shows). */
   stop(): Promise<number | null>;
 }
 
@@ -180,34 +182,28 @@ export function spawnRelay(
   extraEnv: Record<string, string> = {},
   nodeArgs: string[] = relayNodeArgs,
 ): RelayProcess {
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'run'], {
-    env: {
-      PATH: process.env.PATH,
-      DATABASE_URL: env.databaseUrl,
-      AMQP_URL: env.amqpUrl,
-      OUTBOX_SCHEMA: schema,
-      LOG_LEVEL: 'error',
-      ...extraEnv,
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
+  return benchProcess(process.execPath, [...nodeArgs, CLI, 'run'], {
+    PATH: process.env.PATH,
+    DATABASE_URL: env.databaseUrl,
+    AMQP_URL: env.amqpUrl,
+    OUTBOX_SCHEMA: schema,
+    LOG_LEVEL: 'error',
+    ...extraEnv,
   });
-  return benchProcess(child);
 }
 
-/** A spawned bench process: its exit, and a stop that sends SIGTERM unless it has ended. */
-export function benchProcess(child: ChildProcess): RelayProcess {
-  const exited = new Promise<number | null>((resolve) =>
-    child.on('close', (code) => resolve(code)),
-  );
-  return {
-    child,
-    pid: child.pid ?? -1,
-    exited,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      return exited;
-    },
-  };
+/**
+ * Starts a bench process with the shared runner (scripts/process-runner.ts):
+ * its stdout dropped, its stderr passed through; stop sends SIGTERM unless it
+ * has ended.
+ */
+export function benchProcess(
+  command: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+): RelayProcess {
+  const run = startProcess(command, args, { env, stdout: 'ignore', stderr: 'inherit' });
+  return { child: run.child, pid: run.pid, exited: run.exited, stop: () => run.stop() };
 }
 
 /** Resident set size of a process in MiB, from /proc. */

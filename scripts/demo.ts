@@ -9,17 +9,15 @@
  * Run with `npm run demo` (which builds and migrates first). Uses DATABASE_URL,
  * AMQP_URL and OUTBOX_SCHEMA, with the same defaults as the relay.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import pg from 'pg';
 import { enqueue, type OutboxMessage, SETTINGS } from '../src/index.js';
 import { redactUrl } from '../src/redact-url.js';
+import { type RunningProcess, runProcess, startProcess } from './process-runner.js';
 
 const DATABASE_URL = process.env.DATABASE_URL || SETTINGS.databaseUrl.default;
 const AMQP_URL = process.env.AMQP_URL || SETTINGS.amqpUrl.default;
@@ -33,7 +31,6 @@ const TENANTS = ['acme', 'globex', 'initech'] as const;
 /** The tenant the demo pauses and resumes. */
 const PAUSED = 'globex';
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
-const execFileAsync = promisify(execFile);
 
 const enqueued = new Map<string, string>(); // message id -> tenant
 const received = new Map<string, string>();
@@ -90,7 +87,7 @@ async function enqueueWave(pool: pg.Pool, types: string[]): Promise<Enqueued[]> 
  * A condition may also throw to fail the demo straight away.
  */
 async function waitUntil(
-  relay: ChildProcess,
+  relay: RunningProcess,
   what: string,
   condition: () => boolean | Promise<boolean>,
   options: { timeoutMs?: number; progress?: () => string } = {},
@@ -98,9 +95,10 @@ async function waitUntil(
   const timeoutMs = options.timeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
-    if (relay.exitCode !== null || relay.signalCode !== null) {
+    if (!relay.running()) {
+      const { exitCode, signalCode } = relay.child;
       throw new Error(
-        `the relay exited early (code ${relay.exitCode ?? relay.signalCode}) while waiting for ${what}; see its output above`,
+        `the relay exited early (code ${exitCode ?? signalCode}) while waiting for ${what}; see its output above`,
       );
     }
     if (Date.now() > deadline) {
@@ -112,7 +110,7 @@ async function waitUntil(
 }
 
 /** Waits until every message enqueued so far has arrived. */
-function waitForAll(relay: ChildProcess): Promise<void> {
+function waitForAll(relay: RunningProcess): Promise<void> {
   return waitUntil(
     relay,
     'every enqueued message to arrive',
@@ -172,9 +170,8 @@ function replaceFlagsFile(path: string, paused: readonly string[]): void {
  * Prints the relay's JSON log lines compactly and remembers each `msg`, so
  * the demo can wait on what the relay says it did.
  */
-function followRelayLog(relay: ChildProcess): void {
-  if (!relay.stderr) return;
-  createInterface({ input: relay.stderr }).on('line', (line) => {
+function followRelayLog(relay: RunningProcess): void {
+  relay.onLine((line) => {
     let entry: unknown;
     try {
       entry = JSON.parse(line);
@@ -215,10 +212,13 @@ async function pendingInOutbox(pool: pg.Pool, tenant: string): Promise<number> {
 
 /** Runs `outbox-relay <args>` to completion and returns its stdout. */
 async function outboxRelay(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  const { stdout } = await execFileAsync(process.execPath, [CLI, ...args], {
+  const { code, stdout, stderr } = await runProcess(process.execPath, [CLI, ...args], {
     env,
-    timeout: 20_000,
+    timeoutMs: 20_000,
   });
+  if (code !== 0) {
+    throw new Error(`outbox-relay ${args.join(' ')} failed (exit code ${code}): ${stderr.trim()}`);
+  }
   return stdout;
 }
 
@@ -248,7 +248,7 @@ async function main(): Promise<void> {
   });
   let connection: ChannelModel | undefined;
   let channel: Channel | undefined;
-  let relay: ChildProcess | undefined;
+  let relay: RunningProcess | undefined;
   let flagsDir: string | undefined;
   try {
     await connectOrExplain(
@@ -316,15 +316,11 @@ async function main(): Promise<void> {
     // The relay runs as its own process, exactly as it would be deployed. It
     // logs at info so the demo can see (and show) when it reloads the flags.
     console.log('starting the relay: node dist/cli/main.js run');
-    const child = spawn(process.execPath, [CLI, 'run'], {
+    const child = startProcess(process.execPath, [CLI, 'run'], {
       env: { ...env, LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'inherit', 'pipe'],
+      stdout: 'inherit',
     });
     relay = child;
-    // 'close', not 'exit': the relay's last log lines are printed by then.
-    const exited = new Promise<number | null>((resolve) =>
-      child.once('close', (code) => resolve(code)),
-    );
     followRelayLog(child);
     await waitForAll(child);
     console.log(`all ${enqueued.size} messages arrived`);
@@ -419,11 +415,8 @@ async function main(): Promise<void> {
     console.log(`all ${enqueued.size} messages arrived`);
 
     console.log('\nstopping the relay with SIGTERM');
-    relay.kill('SIGTERM');
-    const timeout = new Promise<'timeout'>((resolve) =>
-      setTimeout(resolve, 20_000, 'timeout').unref(),
-    );
-    const code = await Promise.race([exited, timeout]);
+    // Killed after 20 s if it hangs: the exit code is then null, and the demo fails.
+    const code = await relay.stop(20_000);
     if (code !== 0)
       throw new Error(`the relay did not exit cleanly after SIGTERM (exit code: ${code})`);
     console.log('relay exited with code 0');
@@ -440,7 +433,7 @@ async function main(): Promise<void> {
     );
   } finally {
     // Never leave a relay behind, even when the demo failed half-way.
-    if (relay && relay.exitCode === null && relay.signalCode === null) relay.kill('SIGKILL');
+    if (relay?.running()) relay.child.kill('SIGKILL');
     await channel?.deleteQueue(QUEUE).catch(() => undefined);
     await connection?.close().catch(() => undefined);
     await pool.end().catch(() => undefined);

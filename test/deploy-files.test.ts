@@ -17,7 +17,7 @@ import { parser as promqlParser } from '@prometheus-io/lezer-promql';
 import client from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { METRICS, type MetricType } from '../src/metrics/prometheus-metrics.js';
+import { METRICS, type MetricType } from '../src/metrics/metric-table.js';
 
 const execFileAsync = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -28,7 +28,7 @@ function read(path: string): string {
 }
 
 // ---------------------------------------------------------------------------
-// The metrics the relay exports (src/metrics/prometheus-metrics.ts's table),
+// The metrics the relay exports (src/metrics/metric-table.ts),
 // plus prom-client's default process and Node.js metrics.
 
 interface KnownMetric {

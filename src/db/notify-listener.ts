@@ -5,6 +5,7 @@
  * backoff, and LISTEN issued again.
  */
 import pg from 'pg';
+import { Backoff, SPREAD_JITTER } from '../backoff.js';
 import type { Logger } from '../log/logger.js';
 
 /** Options of {@link NotifyListener}. */
@@ -17,11 +18,17 @@ export interface NotifyListenerOptions {
   logger: Logger;
 }
 
+/**
+ * Between reconnects: 100 ms doubling to 30 s, jittered, since every relay's
+ * listener loses its connection together when PostgreSQL restarts.
+ */
+const RECONNECT = { firstMs: 100, maxMs: 30_000, jitter: SPREAD_JITTER } as const;
+
 /** A LISTEN connection that reconnects by itself until stopped. */
 export class NotifyListener {
   private client: pg.Client | undefined;
   private stopped = false;
-  private retryMs = 100;
+  private readonly reconnect = new Backoff(RECONNECT);
   private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: NotifyListenerOptions) {}
@@ -51,8 +58,8 @@ export class NotifyListener {
         return;
       }
       this.client = client;
-      if (this.retryMs > 100) this.options.logger.info('LISTEN connection restored');
-      this.retryMs = 100;
+      if (this.reconnect.failures > 0) this.options.logger.info('LISTEN connection restored');
+      this.reconnect.reset();
       // Rows may have been committed while we were not listening.
       this.options.onNotify();
     } catch (error) {
@@ -66,16 +73,16 @@ export class NotifyListener {
     client.removeAllListeners('end');
     client.end().catch(() => undefined);
     if (this.stopped || this.retryTimer) return;
+    const delay = this.reconnect.next();
     this.options.logger.warn('LISTEN connection lost; reconnecting', {
       error,
-      retryInMs: this.retryMs,
+      retryInMs: Math.round(delay),
     });
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       void this.connect();
-    }, this.retryMs);
+    }, delay);
     this.retryTimer.unref();
-    this.retryMs = Math.min(this.retryMs * 2, 30_000);
   }
 
   async stop(): Promise<void> {

@@ -13,6 +13,7 @@
  * again before it claims.
  */
 import type pg from 'pg';
+import { Backoff, SPREAD_JITTER } from '../backoff.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { OutboxStatements } from '../outbox/queries.js';
@@ -28,7 +29,8 @@ export interface RelayLivenessOptions {
 }
 
 const DEFAULT_HEARTBEAT_MS = 1000;
-const MAX_RETRY_MS = 5000;
+/** Between attempts to take the lock: 100 ms doubling to 5 s, jittered (relays restart together). */
+const RETRY = { firstMs: 100, maxMs: 5000, jitter: SPREAD_JITTER } as const;
 
 /** Holds the relay's liveness lock; see the module comment. */
 export class RelayLiveness {
@@ -36,7 +38,7 @@ export class RelayLiveness {
   private acquiring: Promise<boolean> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private nextTryAt = 0;
-  private retryMs = 100;
+  private readonly retry = new Backoff(RETRY);
   private stopped = false;
   private lostLogged = false;
 
@@ -83,7 +85,7 @@ export class RelayLiveness {
         return false;
       }
       this.client = candidate;
-      this.retryMs = 100;
+      this.retry.reset();
       if (this.lostLogged) logger.info('liveness lock held again; claiming resumes', { relayId });
       this.lostLogged = false;
       this.startHeartbeat(candidate);
@@ -128,9 +130,8 @@ export class RelayLiveness {
   }
 
   private backOff(error: unknown): void {
-    const delay = this.retryMs * (0.5 + Math.random());
+    const delay = this.retry.next();
     this.nextTryAt = Date.now() + delay;
-    this.retryMs = Math.min(this.retryMs * 2, MAX_RETRY_MS);
     if (!this.lostLogged) {
       this.options.logger.warn('cannot take the liveness lock; claiming waits', {
         relayId: this.options.relayId,

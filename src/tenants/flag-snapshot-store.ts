@@ -28,9 +28,11 @@ import type {
   LDKeyedFeatureStoreItem,
 } from '@launchdarkly/node-server-sdk';
 import type pg from 'pg';
+import { Backoff, SHORTEN_JITTER } from '../backoff.js';
 import { isUndefinedTable } from '../db/pool.js';
 import type { Logger } from '../log/logger.js';
 import type { SavedFlagsStatus } from '../relay/tenant-gate.js';
+import { flagsAndDependencies, itemId } from './flag-dependencies.js';
 import { type FlagData, type FlagDataNamespace, itemJson, reviveItems } from './flag-item-json.js';
 import {
   type FlagSnapshotStatements,
@@ -41,8 +43,8 @@ import {
 } from './flag-snapshot-queries.js';
 
 const NAMESPACES: readonly FlagDataNamespace[] = ['features', 'segments'];
-const RETRY_MIN_MS = 1000;
-const RETRY_MAX_MS = 60_000;
+/** Between failed saves: 1 s doubling to 60 s, jittered down to half (relays share the database). */
+const SAVE_RETRY = { firstMs: 1000, maxMs: 60_000, jitter: SHORTEN_JITTER } as const;
 
 /** The snapshot's key for an SDK key: one snapshot per LaunchDarkly environment, the key never stored. */
 export function environmentOf(sdkKey: string): string {
@@ -60,19 +62,6 @@ export interface FlagSnapshotOptions {
 }
 
 type Item = LDFeatureStoreItem;
-type Clause = { op?: unknown; values?: unknown };
-
-function id(kind: FlagDataNamespace, key: string): string {
-  return `${kind}:${key}`;
-}
-
-function segmentsUsedBy(item: Item): string[] {
-  const rules = Array.isArray(item.rules) ? (item.rules as { clauses?: Clause[] }[]) : [];
-  return rules
-    .flatMap((rule) => rule.clauses ?? [])
-    .filter((clause) => clause.op === 'segmentMatch' && Array.isArray(clause.values))
-    .flatMap((clause) => (clause.values as unknown[]).filter((v) => typeof v === 'string'));
-}
 
 /** A feature store kept in memory and saved, on change, in PostgreSQL. */
 export class FlagSnapshotStore implements LDFeatureStore {
@@ -91,7 +80,7 @@ export class FlagSnapshotStore implements LDFeatureStore {
   private dirty = false;
   private writing: Promise<void> | undefined;
   private retry: NodeJS.Timeout | undefined;
-  private failures = 0;
+  private readonly saveRetry = new Backoff(SAVE_RETRY);
   private stopped = false;
   private disabled = false;
 
@@ -193,7 +182,7 @@ export class FlagSnapshotStore implements LDFeatureStore {
       const data: FlagData = { features: {}, segments: {} };
       for (const row of saved.rows) {
         data[row.kind][row.key] = row.item;
-        this.persisted.set(id(row.kind, row.key), {
+        this.persisted.set(itemId(row.kind, row.key), {
           kind: row.kind,
           key: row.key,
           version: row.version,
@@ -252,35 +241,33 @@ export class FlagSnapshotStore implements LDFeatureStore {
       } catch (error) {
         this.dirty = true;
         if (isUndefinedTable(error)) return this.disable();
-        this.failures += 1;
-        if (this.failures === 1) {
+        const delay = this.saveRetry.next();
+        if (this.saveRetry.failures === 1) {
           this.options.logger.warn('cannot save the tenant flags in PostgreSQL; retrying', {
             error,
           });
         }
         if (this.stopped) return;
-        const backoff = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (this.failures - 1));
-        this.retry = setTimeout(
-          () => {
-            this.retry = undefined;
-            this.startSaving();
-          },
-          backoff * (0.5 + Math.random() / 2),
-        );
+        this.retry = setTimeout(() => {
+          this.retry = undefined;
+          this.startSaving();
+        }, delay);
         this.retry.unref();
         return;
       }
-      for (const row of write.upserts) this.persisted.set(id(row.kind, row.key), row);
-      for (const row of write.deletes) this.persisted.delete(id(row.kind, row.key));
+      for (const row of write.upserts) this.persisted.set(itemId(row.kind, row.key), row);
+      for (const row of write.deletes) this.persisted.delete(itemId(row.kind, row.key));
       this.fullSetsSaved = fullSets;
-      if (this.failures > 0) this.options.logger.info('tenant flags saved in PostgreSQL again');
-      this.failures = 0;
+      if (this.saveRetry.failures > 0) {
+        this.options.logger.info('tenant flags saved in PostgreSQL again');
+      }
+      this.saveRetry.reset();
     }
   }
 
   /** What differs between memory (the gate's flags and their dependencies) and PostgreSQL. */
   private pendingWrite(confirmed: boolean): SnapshotWrite {
-    const needed = this.needed();
+    const needed = flagsAndDependencies(this.data, this.options.flagKeys);
     const upserts: SnapshotWrite['upserts'] = [];
     for (const [rowId, { kind, key, item }] of needed) {
       if (this.persisted.get(rowId)?.version === item.version) continue;
@@ -288,25 +275,5 @@ export class FlagSnapshotStore implements LDFeatureStore {
     }
     const deletes = [...this.persisted].filter(([key]) => !needed.has(key)).map(([, row]) => row);
     return { upserts, deletes, confirmed };
-  }
-
-  /** The gate's flags and, transitively, their prerequisite flags and the segments they match. */
-  private needed(): Map<string, { kind: FlagDataNamespace; key: string; item: Item }> {
-    const found = new Map<string, { kind: FlagDataNamespace; key: string; item: Item }>();
-    const visit = (kind: FlagDataNamespace, key: string) => {
-      const item = this.data.get(kind)?.get(key);
-      if (!item || found.has(id(kind, key))) return;
-      found.set(id(kind, key), { kind, key, item });
-      if (item.deleted) return;
-      const prerequisites = Array.isArray(item.prerequisites)
-        ? (item.prerequisites as { key?: unknown }[])
-        : [];
-      for (const prerequisite of prerequisites) {
-        if (typeof prerequisite.key === 'string') visit('features', prerequisite.key);
-      }
-      for (const segment of segmentsUsedBy(item)) visit('segments', segment);
-    };
-    for (const key of this.options.flagKeys) visit('features', key);
-    return found;
   }
 }

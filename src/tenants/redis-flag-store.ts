@@ -18,6 +18,7 @@
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import type { LDFeatureStore, LDLogger, LDOptions } from '@launchdarkly/node-server-sdk';
+import { backoffDelay, SPREAD_JITTER } from '../backoff.js';
 import { ConfigError, describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { redactUrl } from '../redact-url.js';
@@ -113,6 +114,12 @@ function onceLogger(logger: Logger): LDLogger {
   return { error: line, warn: line, info: () => undefined, debug: () => undefined };
 }
 
+/**
+ * Between ioredis's reconnects: 200 ms doubling to 2 s, jittered, since every
+ * relay reconnects at once when the shared Redis comes back.
+ */
+const RECONNECT = { firstMs: 200, maxMs: 2000, jitter: SPREAD_JITTER } as const;
+
 /** Connects to Redis (not waiting past `connectTimeoutMs`) and builds the SDK's Redis store over it. */
 export async function openRedisFlagStore(options: RedisFlagStoreOptions): Promise<RedisFlagStore> {
   const { logger } = options;
@@ -122,7 +129,7 @@ export async function openRedisFlagStore(options: RedisFlagStoreOptions): Promis
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     connectTimeout: options.connectTimeoutMs,
-    retryStrategy: (times: number) => Math.min(times * 200, 2000),
+    retryStrategy: (times: number) => backoffDelay(RECONNECT, times),
   });
   const where = { url: redactUrl(options.url), prefix: options.prefix };
   let reachable = false;

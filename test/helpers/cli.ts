@@ -1,10 +1,12 @@
 /**
  * Runs the built `outbox-relay` command as ops would: a child process with
- * environment variables and flags.
+ * environment variables and flags, through the runner that bench and the demo
+ * use too (scripts/process-runner.ts).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { runProcess, startProcess } from '../../scripts/process-runner.js';
 
 /** The built CLI entry point (`npm test` builds it first). */
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -39,23 +41,7 @@ export function runCli(
   timeoutMs = 60_000,
 ): Promise<CliResult> {
   assertBuilt();
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: environment(env),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    });
-  });
+  return runProcess(process.execPath, [CLI, ...args], { env: environment(env), timeoutMs });
 }
 
 /** A long-running CLI process (e.g. `run`), with its output collected. */
@@ -69,17 +55,10 @@ export interface CliProcess {
 /** Starts the CLI in the background. */
 export function startCli(args: string[], env: Record<string, string> = {}): CliProcess {
   assertBuilt();
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const { child, output, exited } = startProcess(process.execPath, [CLI, ...args], {
     env: environment(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let output = '';
-  child.stdout?.on('data', (chunk) => (output += chunk));
-  child.stderr?.on('data', (chunk) => (output += chunk));
-  const exited = new Promise<number | null>((resolve) =>
-    child.on('close', (code) => resolve(code)),
-  );
-  return { child, output: () => output, exited };
+  return { child, output, exited };
 }
 
 /** The first JSON log entry whose `msg` is `msg` in `output`, once the process has written it. */

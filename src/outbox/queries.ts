@@ -581,6 +581,29 @@ export function claimTenantValues(params: ClaimParams): unknown[] {
   return [params.relayId, params.cursor, params.maxTenants, params.pausedTenants];
 }
 
+/**
+ * A claim's parameters for a claim made outside a relay (tests, the bench):
+ * a relay's defaults (100 tenants, at least 10 rows each, a 60 s lease), a
+ * batch of 500, from the first tenant, nothing paused or in flight; `change`
+ * overrides any of them.
+ */
+export function defaultClaimParams(
+  relayId: string,
+  change: Partial<ClaimParams> = {},
+): ClaimParams {
+  return {
+    relayId,
+    cursor: '',
+    maxTenants: 100,
+    minRowsPerTenant: 10,
+    batchSize: 500,
+    leaseMs: 60_000,
+    pausedTenants: [],
+    inFlight: [],
+    ...change,
+  };
+}
+
 /** The claim statement's positional parameters ($1 … $9), from named ones and its tenants. */
 export function claimValues(params: ClaimParams, visited: ClaimTenants): unknown[] {
   return [

@@ -3,9 +3,9 @@
  * pending rows against a small backlog, in the same run.
  */
 import {
-  type ClaimParams,
   claimTenantValues,
   claimValues,
+  defaultClaimParams,
   lockClaimTenants,
   outboxStatements,
 } from '../src/outbox/queries.js';
@@ -38,17 +38,9 @@ async function claimMs(env: BenchEnv, schema: string): Promise<number> {
   const statements = outboxStatements(schema);
   const client = await env.pool.connect();
   const times: number[] = [];
-  const params: ClaimParams = {
-    relayId: '00000000-0000-0000-0000-000000000001',
-    cursor: '',
-    maxTenants: 100,
-    minRowsPerTenant: 10,
-    batchSize: 500,
-    leaseMs: 60_000,
-    pausedTenants: [],
-    inFlight: [],
+  const params = defaultClaimParams('00000000-0000-0000-0000-000000000001', {
     requireLiveness: false,
-  };
+  });
   const executionMs = async (text: string, values: unknown[]) => {
     const { rows } = await client.query({ text: `explain (analyze, format json) ${text}`, values });
     return rows[0]['QUERY PLAN'][0]['Execution Time'] as number;

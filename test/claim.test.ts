@@ -8,6 +8,7 @@ import {
   claimBatch,
   claimTenantValues,
   claimValues,
+  defaultClaimParams,
   fetchPayloads,
   lockClaimTenants,
 } from '../src/outbox/queries.js';
@@ -30,19 +31,8 @@ beforeEach(async () => {
 });
 
 function params(relayId: string, change: Partial<ClaimParams> = {}): ClaimParams {
-  return {
-    relayId,
-    cursor: '',
-    maxTenants: 100,
-    minRowsPerTenant: 10,
-    batchSize: 500,
-    leaseMs: 60_000,
-    pausedTenants: [],
-    inFlight: [],
-    // These claims run outside a relay, with no liveness lock held.
-    requireLiveness: false,
-    ...change,
-  };
+  // These claims run outside a relay, with no liveness lock held.
+  return defaultClaimParams(relayId, { requireLiveness: false, ...change });
 }
 
 /** The payload `seq` of each of `rows` belonging to `tenant`, in row order. */

@@ -194,8 +194,9 @@ export function outboxStatements(schema: string): OutboxStatements {
       select inserted.id::text as id, inserted.message_id::text as mid from inserted cross join notified`,
     // $1 relay id, $2 the tenants claimTenants locked (in visit order), $3 whether its
     // walk reached its limit, $4 fewest rows to read per tenant, $5 batch size,
-    // $6 lease seconds, $7 paused tenants, $8 ids this relay has in flight,
-    // $9 whether this relay must hold its liveness lock.
+    // $6 lease seconds, $7 ids this relay has in flight, $8 whether this relay
+    // must hold its liveness lock. Paused tenants need no check here:
+    // claimTenants never locks them, and the claim serves only what it locked.
     // The tenant and key probes read a heap column (created_at) on purpose: a plain
     // index scan marks the index entries of deleted rows dead as it passes
     // them, where an index-only scan would fetch them again on every claim.
@@ -206,7 +207,7 @@ export function outboxStatements(schema: string): OutboxStatements {
       -- session of its own), so the try below, from this session, fails. A
       -- relay that lost that session without noticing yet claims nothing.
       alive as (
-        select case when $9::bool then not pg_try_advisory_xact_lock(${liveKey('$1::uuid::text')}) else true end as ok
+        select case when $8::bool then not pg_try_advisory_xact_lock(${liveKey('$1::uuid::text')}) else true end as ok
       ),
       -- Tenants nobody else holds: unleased, leased to this relay, expired,
       -- or leased to a relay whose liveness lock is free (it died: its
@@ -216,7 +217,6 @@ export function outboxStatements(schema: string): OutboxStatements {
         from visit v
         left join ${leases} l on l.tenant_id = v.tenant_id
         where (select ok from alive)
-          and v.tenant_id <> all ($7::text[])
           and case
             when l.tenant_id is null or l.relay_id = $1 or l.leased_until < now() then true
             else pg_try_advisory_xact_lock(${liveKey('l.relay_id::text')})
@@ -241,11 +241,11 @@ export function outboxStatements(schema: string): OutboxStatements {
           -- cursor past it would skip it.
           where m.tenant_id >= t.tenant_id and m.tenant_id <= t.tenant_id and ${pendingM}
             -- This relay's rows in flight, checked on the index entry against a
-            -- hash of them. Not '<> all ($8)': the claim is a named statement,
+            -- hash of them. Not '<> all ($7)': the claim is a named statement,
             -- and in the generic plan PostgreSQL uses after five runs that
             -- compares each row with every id in flight, one by one (46 µs of
             -- server CPU per claimed row against 22, measured at 1M rows).
-            and m.id not in (select unnest($8::bigint[]))
+            and m.id not in (select unnest($7::bigint[]))
           order by m.tenant_id, m.id
           limit (select rows_per_tenant from share)
         ) c
@@ -314,7 +314,7 @@ export function outboxStatements(schema: string): OutboxStatements {
                   m.available_at <= now() as free
                 from ${t} m
                 where ${tenantHash} = w.tenant_hash and ${keyHash} = k.key_hash and ${pendingM}
-                  and m.id not in (select unnest($8::bigint[]))
+                  and m.id not in (select unnest($7::bigint[]))
                 order by ${tenantHash}, ${keyHash}, m.id
                 limit (select ceil(rows_per_tenant / 10.0)::int from share)
               ) kr
@@ -581,7 +581,30 @@ export function claimTenantValues(params: ClaimParams): unknown[] {
   return [params.relayId, params.cursor, params.maxTenants, params.pausedTenants];
 }
 
-/** The claim statement's positional parameters ($1 … $9), from named ones and its tenants. */
+/**
+ * A claim's parameters for a claim made outside a relay (tests, the bench):
+ * a relay's defaults (100 tenants, at least 10 rows each, a 60 s lease), a
+ * batch of 500, from the first tenant, nothing paused or in flight; `change`
+ * overrides any of them.
+ */
+export function defaultClaimParams(
+  relayId: string,
+  change: Partial<ClaimParams> = {},
+): ClaimParams {
+  return {
+    relayId,
+    cursor: '',
+    maxTenants: 100,
+    minRowsPerTenant: 10,
+    batchSize: 500,
+    leaseMs: 60_000,
+    pausedTenants: [],
+    inFlight: [],
+    ...change,
+  };
+}
+
+/** The claim statement's positional parameters ($1 … $8), from named ones and its tenants. */
 export function claimValues(params: ClaimParams, visited: ClaimTenants): unknown[] {
   return [
     params.relayId,
@@ -590,7 +613,6 @@ export function claimValues(params: ClaimParams, visited: ClaimTenants): unknown
     params.minRowsPerTenant,
     params.batchSize,
     params.leaseMs / 1000,
-    params.pausedTenants,
     // An array literal built in one join: the ids are decimal digits, so they
     // need none of the per-element quoting pg would otherwise do (thousands
     // of ids per claim).

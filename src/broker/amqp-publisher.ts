@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { Backoff, SPREAD_JITTER } from '../backoff.js';
 import { describeError, OutboxError, PublishError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { redactUrl } from '../redact-url.js';
@@ -67,6 +68,12 @@ function hash(text: string): number {
   }
   return h >>> 0;
 }
+
+/**
+ * Between connection attempts: 100 ms doubling to 30 s, times 0.5–1.5, since
+ * every relay reconnects at once when the shared broker comes back.
+ */
+const RECONNECT = { firstMs: 100, maxMs: 30_000, jitter: SPREAD_JITTER } as const;
 
 /** AMQP reply code of a missing exchange. */
 const NOT_FOUND = 404;
@@ -149,7 +156,7 @@ export class AmqpPublisher implements Publisher {
   private readonly maxMessageBytes: number;
   private closing = false;
   private blocked: string | undefined;
-  private reconnectDelayMs = 100;
+  private readonly reconnect = new Backoff(RECONNECT);
   private nextConnectAt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
 
@@ -570,14 +577,12 @@ export class AmqpPublisher implements Publisher {
         logger.info('broker unblocked publishing');
       });
       this.connection = connection;
-      this.reconnectDelayMs = 100;
+      this.reconnect.reset();
       logger.info('connected to broker', { url: redactUrl(this.options.url) });
       return connection;
     } catch (error) {
-      // Exponential backoff with jitter between connection attempts.
-      const delay = this.reconnectDelayMs * (0.5 + Math.random());
+      const delay = this.reconnect.next();
       this.nextConnectAt = Date.now() + delay;
-      this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, 30_000);
       logger.warn('cannot connect to broker', {
         error: describeError(error),
         retryInMs: Math.round(delay),

@@ -13,6 +13,7 @@
  */
 import pLimit, { type LimitFunction } from 'p-limit';
 import type pg from 'pg';
+import { Backoff, backoffDelay, NO_JITTER, SPREAD_JITTER } from '../backoff.js';
 import { describeError, type PublishFailureKind } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import {
@@ -35,6 +36,16 @@ import { ignoreRelayEvents, type RelayObserver } from './relay-observer.js';
 import type { TenantGate } from './tenant-gate.js';
 import { TenantThrottle } from './tenant-throttle.js';
 import { WakeSignal } from './wake-signal.js';
+
+/** While the publisher is not ready: 50 ms doubling to 2 s. */
+const BROKER_WAIT = { firstMs: 50, maxMs: 2000, jitter: NO_JITTER } as const;
+/**
+ * After a failed claim: 200 ms doubling to 10 s, jittered, since every relay's
+ * claims fail together when the shared database does.
+ */
+const CLAIM_RETRY = { firstMs: 200, maxMs: 10_000, jitter: SPREAD_JITTER } as const;
+/** Between the (at most five) attempts to record a batch's outcome: 200 ms doubling, jittered. */
+const SETTLE_RETRY = { firstMs: 200, maxMs: 1600, jitter: SPREAD_JITTER } as const;
 
 /** Tuning of one relay; see docs/configuration.md. */
 export interface RelayOptions {
@@ -336,7 +347,9 @@ export class Relay {
 
   private async loop(): Promise<void> {
     const progress = this.progress;
-    let brokerWaits = 0;
+    // A local poll of publisher.isReady() (the publisher reconnects with its
+    // own jittered backoff), so no server sees these: no jitter.
+    const brokerWait = new Backoff(BROKER_WAIT);
     let gateClosed = false;
     while (!this.stopping) {
       if (this.deps.gate.closed()) {
@@ -353,16 +366,13 @@ export class Relay {
       if (!this.deps.publisher.isReady()) {
         // Never claim what cannot be published: wait for the publisher to
         // reconnect (or the broker to unblock). Rows stay pending meanwhile.
-        if (brokerWaits === 0)
+        if (brokerWait.failures === 0)
           this.deps.logger.warn('broker not ready; claiming paused until it is');
-        await progress.waiting(
-          'broker-not-ready',
-          this.sleep(Math.min(50 * 2 ** brokerWaits++, 2000)),
-        );
+        await progress.waiting('broker-not-ready', this.sleep(brokerWait.next()));
         continue;
       }
-      if (brokerWaits > 0) this.deps.logger.info('broker ready again; claiming resumed');
-      brokerWaits = 0;
+      if (brokerWait.failures > 0) this.deps.logger.info('broker ready again; claiming resumed');
+      brokerWait.reset();
       await this.sweepExpiredLeases();
       if (this.batchesInFlight() >= this.options.batchesInFlight) {
         await this.batchEnded.wait(1000);
@@ -380,8 +390,8 @@ export class Relay {
           count,
           error: describeError(error),
         };
-        const delay = Math.min(100 * 2 ** count, 10_000);
-        this.deps.logger.error('claim failed; retrying', { error, retryInMs: delay });
+        const delay = backoffDelay(CLAIM_RETRY, count);
+        this.deps.logger.error('claim failed; retrying', { error, retryInMs: Math.round(delay) });
         await progress.waiting('claim-failed', this.wake.wait(delay));
         continue;
       }
@@ -606,7 +616,7 @@ export class Relay {
           );
           throw error;
         }
-        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+        await new Promise((resolve) => setTimeout(resolve, backoffDelay(SETTLE_RETRY, attempt)));
       }
     }
   }

@@ -39,9 +39,6 @@ import type pg from 'pg';
 import type { EncodedMessage } from './message.js';
 import type { SqlExecutor } from './sql-executor.js';
 
-/** What an outbox schema name may be: a lower-case SQL identifier, never quoted by users. */
-export const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
-
 const LIVENESS_KEY_PREFIX = 'outbox-relay:live:';
 
 /** Statement texts for one outbox schema, built once. */

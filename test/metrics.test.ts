@@ -222,14 +222,14 @@ describe('backlog metrics', () => {
           )?.metrics ?? []
         ).map((m) => [m.labels?.tenant, Number(m.value)]),
       );
-    await monitor.refresh();
+    await monitor.runOnce();
     expect(await rates()).toEqual({});
     // Claims took 10,000 rows of each. The paused and throttled tenants' were
     // mostly held back, to be claimed again: they count as writes only up to
     // what those tenants may publish (nothing, 5/s).
     await db.pool.query(`update ${s}.tenant_leases set claimed = 10000`);
     const started = Date.now();
-    await monitor.refresh();
+    await monitor.runOnce();
     const seconds = (Date.now() - started) / 1000 + 1;
     const after = await rates();
     expect(after.open).toBeGreaterThan(10_000 / seconds);

@@ -7,6 +7,7 @@
 import pg from 'pg';
 import { Backoff, SPREAD_JITTER } from '../backoff.js';
 import type { Logger } from '../log/logger.js';
+import type { BackgroundService } from '../relay/background-service.js';
 
 /** Options of {@link NotifyListener}. */
 export interface NotifyListenerOptions {
@@ -24,9 +25,11 @@ export interface NotifyListenerOptions {
  */
 const RECONNECT = { firstMs: 100, maxMs: 30_000, jitter: SPREAD_JITTER } as const;
 
-/** A LISTEN connection that reconnects by itself until stopped. */
-export class NotifyListener {
+/** A LISTEN connection that, once started, reconnects by itself until stopped. */
+export class NotifyListener implements BackgroundService<boolean> {
   private client: pg.Client | undefined;
+  /** Between start() and stop(): only then is a lost connection made again. */
+  private started = false;
   private stopped = false;
   private readonly reconnect = new Backoff(RECONNECT);
   private retryTimer: NodeJS.Timeout | undefined;
@@ -35,12 +38,19 @@ export class NotifyListener {
 
   /** Connects and LISTENs; a failure is retried in the background, never thrown. */
   async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
     this.stopped = false;
-    await this.connect();
+    await this.runOnce();
   }
 
-  private async connect(): Promise<void> {
-    if (this.stopped) return;
+  /**
+   * Connects and LISTENs, unless it listens already; returns whether it
+   * listens now. A failure is retried with backoff only once started.
+   */
+  async runOnce(): Promise<boolean> {
+    if (this.client) return true;
+    if (this.stopped) return false;
     const client = new pg.Client({
       connectionString: this.options.url,
       connectionTimeoutMillis: this.options.connectTimeoutMs,
@@ -55,15 +65,17 @@ export class NotifyListener {
       await client.query(this.options.listen);
       if (this.stopped) {
         await client.end().catch(() => undefined);
-        return;
+        return false;
       }
       this.client = client;
       if (this.reconnect.failures > 0) this.options.logger.info('LISTEN connection restored');
       this.reconnect.reset();
       // Rows may have been committed while we were not listening.
       this.options.onNotify();
+      return true;
     } catch (error) {
       this.lost(client, error as Error);
+      return false;
     }
   }
 
@@ -72,7 +84,7 @@ export class NotifyListener {
     this.client = undefined;
     client.removeAllListeners('end');
     client.end().catch(() => undefined);
-    if (this.stopped || this.retryTimer) return;
+    if (this.stopped || !this.started || this.retryTimer) return;
     const delay = this.reconnect.next();
     this.options.logger.warn('LISTEN connection lost; reconnecting', {
       error,
@@ -80,14 +92,17 @@ export class NotifyListener {
     });
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      void this.connect();
+      void this.runOnce();
     }, delay);
     this.retryTimer.unref();
   }
 
+  /** Ends the retries and closes the connection (an attempt in flight closes its own). */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.started = false;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     const client = this.client;
     this.client = undefined;
     if (client) {

@@ -19,6 +19,7 @@
 import type pg from 'pg';
 import type { Logger } from '../log/logger.js';
 import { type OutboxStatements, readBacklogStats, type TenantActivity } from '../outbox/queries.js';
+import type { BackgroundService } from '../relay/background-service.js';
 import type { TenantDecision } from '../relay/tenant-gate.js';
 import type { RelayMetrics, TenantRate } from './prometheus-metrics.js';
 
@@ -130,7 +131,7 @@ export interface BacklogMonitorOptions {
 }
 
 /** Sets the backlog and write-rate gauges of a {@link RelayMetrics} from PostgreSQL, periodically. */
-export class BacklogMonitor {
+export class BacklogMonitor implements BackgroundService<void> {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private failing = false;
@@ -144,21 +145,22 @@ export class BacklogMonitor {
   ) {}
 
   /** Reads the backlog now, then every interval. */
-  start(): void {
+  async start(): Promise<void> {
     if (this.timer) return;
-    this.timer = setInterval(() => void this.refresh(), this.options.intervalMs);
+    this.timer = setInterval(() => void this.runOnce(), this.options.intervalMs);
     this.timer.unref();
-    void this.refresh();
+    void this.runOnce();
   }
 
+  /** Ends the schedule; waits for a read in flight (bounded by its statement timeout). */
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
     await this.running;
   }
 
-  /** One read; concurrent calls share it. */
-  refresh(): Promise<void> {
+  /** One read; concurrent calls share it. A failed read keeps the last values, and the next interval tries again. */
+  runOnce(): Promise<void> {
     this.running ??= this.read().finally(() => {
       this.running = undefined;
     });

@@ -26,7 +26,6 @@ import {
   type PublishFailure,
   recordFailures,
   releaseLeases,
-  sweepLeases,
 } from '../outbox/queries.js';
 import { type SqlExecutor, toSqlExecutor } from '../outbox/sql-executor.js';
 import { ignoreProgress, type RelayProgress } from './progress-monitor.js';
@@ -145,7 +144,6 @@ export class Relay {
   private totals: PassResult = { ...EMPTY };
   private interruptSleep: (() => void) | undefined;
   private lastTurn: Promise<void> = Promise.resolve();
-  private lastSweep = 0;
   private readonly throttle = new TenantThrottle();
   private readonly observer: RelayObserver;
   private claimFailure: ClaimFailure | undefined;
@@ -288,19 +286,6 @@ export class Relay {
     );
   }
 
-  /** Once per lease period, deletes expired tenant leases (any relay's: they mean nothing). */
-  private async sweepExpiredLeases(): Promise<void> {
-    const now = Date.now();
-    if (now - this.lastSweep < this.options.leaseMs) return;
-    this.lastSweep = now;
-    try {
-      const swept = await sweepLeases(this.db, this.deps.statements);
-      if (swept > 0) this.deps.logger.debug('swept expired tenant leases', { count: swept });
-    } catch (error) {
-      this.deps.logger.warn('cannot sweep expired tenant leases; will try again', { error });
-    }
-  }
-
   /** Batches claimed and not yet ended (running or waiting for a slot). */
   private batchesInFlight(): number {
     return this.limit.activeCount + this.limit.pendingCount;
@@ -373,7 +358,6 @@ export class Relay {
       }
       if (brokerWait.failures > 0) this.deps.logger.info('broker ready again; claiming resumed');
       brokerWait.reset();
-      await this.sweepExpiredLeases();
       if (this.batchesInFlight() >= this.options.batchesInFlight) {
         await this.batchEnded.wait(1000);
         continue;

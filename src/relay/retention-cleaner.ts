@@ -6,11 +6,15 @@
 import type pg from 'pg';
 import type { Logger } from '../log/logger.js';
 import { deleteExpired, type OutboxStatements } from '../outbox/queries.js';
+import type { BackgroundService } from './background-service.js';
 
 const BATCH = 1000;
 
-/** Periodically deletes published rows older than the retention period. */
-export class RetentionCleaner {
+/**
+ * Periodically deletes published rows older than the retention period. A
+ * failed pass is logged, and the next interval tries again.
+ */
+export class RetentionCleaner implements BackgroundService<number> {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<number> | undefined;
 
@@ -23,7 +27,7 @@ export class RetentionCleaner {
   ) {}
 
   /** Starts the periodic clean-up; does nothing when retention is 0 (rows are deleted on publish). */
-  start(): void {
+  async start(): Promise<void> {
     if (this.retentionMs <= 0 || this.timer) return;
     this.timer = setInterval(() => {
       if (!this.running) this.running = this.runOnce().finally(() => (this.running = undefined));
@@ -43,6 +47,7 @@ export class RetentionCleaner {
     }
   }
 
+  /** Ends the schedule; waits for a clean-up in flight. */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;

@@ -24,7 +24,9 @@
  * second); after that the relay's full poll is the fallback. A ring is a hint,
  * never the source of truth.
  */
+import { Backoff, type BackoffPolicy, NO_JITTER } from '../backoff.js';
 import type { Logger } from '../log/logger.js';
+import type { BackgroundService } from './background-service.js';
 import type { WakeSignal } from './wake-signal.js';
 
 const FOLLOW_UP_LIMIT_MS = 1000;
@@ -41,19 +43,29 @@ export interface SequenceWatcherOptions {
   idleIntervalMs?: number;
 }
 
+/**
+ * After a failed read: the idle interval, every time. A read is one cheap
+ * statement, the relay's full poll covers the outage meanwhile, and a longer
+ * wait would only delay the first hint once the database is back.
+ */
+function readRetry(idleIntervalMs: number): BackoffPolicy {
+  return { firstMs: idleIntervalMs, maxMs: idleIntervalMs, jitter: NO_JITTER };
+}
+
 /** Reads a cheap "has anything been inserted?" value and rings the wake signal on change. */
-export class SequenceWatcher {
+export class SequenceWatcher implements BackgroundService<boolean> {
   private last: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
   /** Set while no read is scheduled because the relay was busy (see BUSY_FOR_MS). */
   private suspended = false;
-  private reading = false;
+  /** The scheduled read in flight, which stop() waits for. */
+  private reading: Promise<void> | undefined;
   private gap = 0;
   private changedAt = 0;
   private followUpAt = 0;
   private followUpGap = 0;
-  private failing = false;
+  private readonly retry: Backoff;
   private reads = 0;
   private unsubscribe: (() => void) | undefined;
   private readonly fastForMs: number;
@@ -68,10 +80,11 @@ export class SequenceWatcher {
   ) {
     this.fastForMs = options.fastForMs ?? FAST_FOR_MS;
     this.idleIntervalMs = Math.max(intervalMs, options.idleIntervalMs ?? IDLE_INTERVAL_MS);
+    this.retry = new Backoff(readRetry(this.idleIntervalMs));
   }
 
   /** Starts watching; does nothing when the interval is 0. */
-  start(): void {
+  async start(): Promise<void> {
     if (this.intervalMs <= 0 || !this.stopped) return;
     this.stopped = false;
     this.suspended = false;
@@ -81,12 +94,40 @@ export class SequenceWatcher {
     this.schedule(this.intervalMs);
   }
 
-  stop(): void {
+  /** Ends the reads; waits for a read in flight. */
+  async stop(): Promise<void> {
     this.stopped = true;
     this.unsubscribe?.();
     this.unsubscribe = undefined;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    await this.reading;
+  }
+
+  /**
+   * One read: rings on a change, or for a follow-up that is due, and sets the
+   * next gap. Returns whether it rang. A failed read is logged once until one
+   * succeeds; the gap is then the retry's (the idle interval).
+   */
+  async runOnce(): Promise<boolean> {
+    try {
+      const value = await this.read();
+      this.reads += 1;
+      if (this.retry.failures > 0) {
+        this.retry.reset();
+        this.logger.info('sequence watcher recovered');
+      }
+      return this.observe(value, Date.now());
+    } catch (error) {
+      if (this.retry.failures === 0) {
+        this.logger.warn(
+          'sequence watcher cannot read the outbox sequence; relying on the full poll',
+          { error },
+        );
+      }
+      this.gap = this.retry.next();
+      return false;
+    }
   }
 
   /** Reads of the sequence so far (tests and benchmarks count them). */
@@ -125,32 +166,17 @@ export class SequenceWatcher {
       return;
     }
     this.suspended = false;
-    this.reading = true;
+    this.reading = this.runOnce().then(() => undefined);
     try {
-      const value = await this.read();
-      this.reads += 1;
-      if (this.failing) {
-        this.failing = false;
-        this.logger.info('sequence watcher recovered');
-      }
-      this.observe(value, Date.now());
-    } catch (error) {
-      if (!this.failing) {
-        this.failing = true;
-        this.logger.warn(
-          'sequence watcher cannot read the outbox sequence; relying on the full poll',
-          { error },
-        );
-      }
-      this.gap = this.idleIntervalMs;
+      await this.reading;
     } finally {
-      this.reading = false;
+      this.reading = undefined;
       this.scheduleNext(Date.now());
     }
   }
 
-  /** Rings on a change (and for the follow-ups after one), and sets the next gap. */
-  private observe(value: string, now: number): void {
+  /** Rings on a change (and for the follow-ups after one), and sets the next gap; returns whether it rang. */
+  private observe(value: string, now: number): boolean {
     // The first read rings too: rows may have arrived between the relay's
     // first claim and this read, and there is no earlier value to compare.
     if (value !== this.last) {
@@ -160,10 +186,12 @@ export class SequenceWatcher {
       this.followUpGap = this.intervalMs;
       this.followUpAt = now + this.followUpGap;
       this.signal.ring();
-      return;
+      return true;
     }
+    let rang = false;
     if (this.followUpGap > 0 && now >= this.followUpAt) {
       this.signal.ring();
+      rang = true;
       this.followUpGap *= 2;
       this.followUpAt = now + this.followUpGap;
       if (this.followUpGap > FOLLOW_UP_LIMIT_MS) this.followUpGap = 0;
@@ -171,6 +199,7 @@ export class SequenceWatcher {
     if (now - this.changedAt >= this.fastForMs) {
       this.gap = Math.min(this.gap * 2, this.idleIntervalMs);
     }
+    return rang;
   }
 
   private scheduleNext(now: number): void {

@@ -13,9 +13,16 @@ import { type HealthServer, startHealthServer } from '../http/health-server.js';
 import type { Logger } from '../log/logger.js';
 import { BacklogMonitor } from '../metrics/backlog-monitor.js';
 import { RelayMetrics } from '../metrics/prometheus-metrics.js';
-import { outboxStatements, outboxTableExists, readSequence } from '../outbox/queries.js';
+import {
+  outboxStatements,
+  outboxTableExists,
+  readSequence,
+  sweepLeases,
+} from '../outbox/queries.js';
 import { toSqlExecutor } from '../outbox/sql-executor.js';
 import { redactUrl } from '../redact-url.js';
+import type { BackgroundService } from '../relay/background-service.js';
+import { LeaseSweeper } from '../relay/lease-sweeper.js';
 import { ProgressMonitor } from '../relay/progress-monitor.js';
 import type { OutgoingMessage, PublishResult } from '../relay/publisher.js';
 import { Relay } from '../relay/relay.js';
@@ -30,7 +37,7 @@ import { ReadinessProbe } from './readiness.js';
 export interface RelayRuntime {
   relayId: string;
   relay: Relay;
-  /** Starts the wake-up sources, the retention clean-up and the relay loop. */
+  /** Starts the background services (wake-up sources, clean-ups, backlog metrics) and the relay loop. */
   start(): Promise<void>;
   /** Stops claiming, waits (bounded) for confirms, releases leases, closes everything. */
   stop(): Promise<void>;
@@ -179,6 +186,13 @@ export async function openRelayRuntime(
       })
     : undefined;
   const cleaner = new RetentionCleaner(pool, statements, config.retentionMs, 60_000, logger);
+  const executor = toSqlExecutor(pool);
+  const sweeper = new LeaseSweeper(() => sweepLeases(executor, statements), config.leaseMs, logger);
+  // Started in this order, after the HTTP endpoint and before the relay loop;
+  // the backlog monitor only when metrics are served.
+  const services: BackgroundService[] = [backlog, watcher, listener, cleaner, sweeper].filter(
+    (service) => service !== undefined,
+  );
   const unsubscribe = gate.onChange(() => wake.ring());
 
   let relayStopped = false;
@@ -224,11 +238,8 @@ export async function openRelayRuntime(
             { cause: error },
           );
         }
-        backlog?.start();
       }
-      watcher.start();
-      await listener?.start();
-      cleaner.start();
+      for (const service of services) await service.start();
       relay.start();
       logger.info('relay started', {
         relayId,
@@ -242,13 +253,12 @@ export async function openRelayRuntime(
       readiness.markStopping();
       progress.markStopping();
       logger.info('relay stopping', { relayId, shutdownTimeoutMs: config.shutdownTimeoutMs });
-      watcher.stop();
-      // Stops its timer at once; a read in flight (bounded) finishes meanwhile.
-      const backlogStopped = backlog?.stop();
-      await listener?.stop();
-      await cleaner.stop();
+      // Each service ends its schedule at once, in start order; a pass in
+      // flight (a backlog read is bounded) finishes while the relay stops, and
+      // all have ended before the pool is closed.
+      const servicesStopped = Promise.all(services.map((service) => service.stop()));
       await stopRelay();
-      await backlogStopped;
+      await servicesStopped;
       await close();
       await http?.close();
       logger.info('relay stopped', { relayId, ...relay.stats() });

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { Backoff, SPREAD_JITTER } from '../backoff.js';
-import { describeError, OutboxError, PublishError } from '../errors.js';
+import { describeError, OutboxError, type PublishError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { redactUrl } from '../redact-url.js';
 import type {
@@ -24,6 +24,16 @@ import {
   type LaneHooks,
   type LostMessage,
 } from './confirm-lane.js';
+import {
+  connectionLost,
+  heldBack,
+  heldBehind,
+  publisherClosed,
+  rejected,
+  suspected,
+  unpublishable,
+  unroutable,
+} from './publish-failures.js';
 import { RABBITMQ_DEFAULT_MAX_MESSAGE_BYTES, unpublishableReason } from './publishable.js';
 
 /** Options of {@link AmqpPublisher}. */
@@ -80,18 +90,6 @@ const NOT_FOUND = 404;
 
 /** Longest a scope's later messages are held back waiting for an earlier failed one. */
 const HOLD_MS = 10_000;
-
-/** The result of a message held back (not sent) so that it does not overtake `because`. */
-function heldBack(m: OutgoingMessage, because: string): PublishResult {
-  return {
-    ok: false,
-    error: new PublishError(
-      'channel-closed',
-      `cannot publish message ${m.messageId} yet: ${because}; claimed again in order`,
-      { countsAsAttempt: false },
-    ),
-  };
-}
 
 /** Scopes kept in isolation at most; the oldest leave first. */
 const MAX_ISOLATED_SCOPES = 10_000;
@@ -221,9 +219,7 @@ export class AmqpPublisher implements Publisher {
 
   publish(messages: readonly OutgoingMessage[]): Promise<PublishResult[]> {
     if (this.closing) {
-      const error = new PublishError('connection-lost', 'publisher is closed', {
-        countsAsAttempt: false,
-      });
+      const error = publisherClosed();
       return Promise.resolve(messages.map(() => ({ ok: false, error })));
     }
     // Enqueue synchronously, in order: this is what keeps one key's order.
@@ -231,23 +227,18 @@ export class AmqpPublisher implements Publisher {
   }
 
   private publishOne(m: OutgoingMessage): Promise<PublishResult> {
-    const unpublishable =
+    const reason =
       this.options.precheck === false ? undefined : unpublishableReason(m, this.maxMessageBytes);
-    if (unpublishable !== undefined) {
-      return Promise.resolve({
-        ok: false,
-        error: new PublishError(
-          'unpublishable',
-          `cannot publish message ${m.messageId}: ${unpublishable}`,
-          { permanent: true },
-        ),
-      });
-    }
+    if (reason !== undefined)
+      return Promise.resolve({ ok: false, error: unpublishable(m, reason) });
     const scope = scopeOf(m);
     const held = this.held.get(scope);
     if (held) {
       if (Date.now() > held.until || BigInt(m.id) <= held.minId) this.held.delete(scope);
-      else return Promise.resolve(heldBack(m, 'an earlier message of its ordering key failed'));
+      else {
+        const error = heldBack(m, 'an earlier message of its ordering key failed');
+        return Promise.resolve({ ok: false, error });
+      }
     }
     const kind = this.isolated.get(scope);
     if (kind === undefined) {
@@ -327,16 +318,7 @@ export class AmqpPublisher implements Publisher {
       this.casualties.push(...lost);
       return;
     }
-    for (const { message, settle } of lost) {
-      settle({
-        ok: false,
-        error: new PublishError(
-          'connection-lost',
-          `cannot publish message ${message.messageId}: connection to the broker lost`,
-          { countsAsAttempt: false },
-        ),
-      });
-    }
+    for (const { message, settle } of lost) settle({ ok: false, error: connectionLost(message) });
   }
 
   /** The connection closed with a broker error: blame its one unconfirmed message, or isolate them all. */
@@ -354,11 +336,7 @@ export class AmqpPublisher implements Publisher {
    * their ordering key. They are claimed again after them.
    */
   private holdBack(scopes: ReadonlySet<string>, because: string): void {
-    const error = new PublishError(
-      'channel-closed',
-      `held back: ${because}; retried after it to keep its ordering key in order`,
-      { countsAsAttempt: false },
-    );
+    const error = heldBehind(because);
     for (const lane of this.allLanes) {
       lane.failQueuedWhere((m) => scopes.has(scopeOf(m)), error);
     }
@@ -400,20 +378,13 @@ export class AmqpPublisher implements Publisher {
         item.settle(
           item.returned === undefined
             ? { ok: true }
-            : {
-                ok: false,
-                error: new PublishError(
-                  'unroutable',
-                  `cannot publish message ${item.message.messageId}: returned by the broker (${item.returned}): no queue is bound to exchange '${item.message.exchange}' with routing key '${item.message.routingKey}'`,
-                ),
-              },
+            : { ok: false, error: unroutable(item.message, item.returned) },
         );
       } else if (i === culprit) {
         this.blame([item], 'channel', cause);
       } else {
-        item.settle(
-          heldBack(item.message, 'it was on a channel an earlier message made the broker close'),
-        );
+        const because = 'it was on a channel an earlier message made the broker close';
+        item.settle({ ok: false, error: heldBack(item.message, because) });
       }
     });
   }
@@ -445,13 +416,7 @@ export class AmqpPublisher implements Publisher {
         tenantId: message.tenantId,
         cause,
       });
-      settle({
-        ok: false,
-        error: new PublishError(
-          'rejected',
-          `cannot publish message ${message.messageId} to exchange '${message.exchange}' with routing key '${message.routingKey}': ${cause}`,
-        ),
-      });
+      settle({ ok: false, error: rejected(message, cause) });
     }
   }
 
@@ -471,14 +436,7 @@ export class AmqpPublisher implements Publisher {
     // Settling each holds back its key's queued messages (failed()).
     for (const { message, settle } of lost) {
       this.isolate(scopeOf(message), kind);
-      settle({
-        ok: false,
-        error: new PublishError(
-          'channel-closed',
-          `cannot publish message ${message.messageId}: ${cause}; one of ${lost.length} unconfirmed messages caused it, so each is sent again alone`,
-          { countsAsAttempt: false },
-        ),
-      });
+      settle({ ok: false, error: suspected(message, cause, lost.length) });
     }
   }
 
@@ -490,9 +448,7 @@ export class AmqpPublisher implements Publisher {
     while (lanes.some((lane) => lane.size > 0) && Date.now() < deadline && this.connection) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    const error = new PublishError('connection-lost', 'publisher is closed', {
-      countsAsAttempt: false,
-    });
+    const error = publisherClosed();
     for (const lane of lanes) lane.failQueued(error);
     const connection = this.connection;
     this.connection = undefined;

@@ -9,9 +9,17 @@
  * message opens a new channel.
  */
 import type { ConfirmChannel, Message } from 'amqplib';
-import { describeError, PublishError } from '../errors.js';
+import type { PublishError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { OutgoingMessage, PublishResult } from '../relay/publisher.js';
+import { type ConfirmTimeout, ConfirmWatchdog } from './confirm-watchdog.js';
+import {
+  cannotOpenChannel,
+  nacked,
+  noConfirm,
+  publishThrew,
+  unroutable,
+} from './publish-failures.js';
 
 interface Pending {
   message: OutgoingMessage;
@@ -22,14 +30,6 @@ interface Pending {
   settled: boolean;
   /** When it was written to the channel (ms, monotonic). */
   sentAt?: number;
-}
-
-/** How a lane notices a confirm that never comes. */
-export interface ConfirmTimeout {
-  /** Longest wait for a broker ack before the channel is given up. */
-  ms: number;
-  /** True while the broker blocks publishing (a memory or disk alarm): waiting is then expected. */
-  blocked: () => boolean;
 }
 
 /** Opens a confirm channel; rejects when the broker cannot be reached. */
@@ -76,11 +76,6 @@ export interface ConfirmLaneOptions {
   onSettled?: ((message: OutgoingMessage, result: PublishResult) => void) | undefined;
 }
 
-/** True for amqplib's IllegalOperationError: the channel was closing or closed, not the message's fault. */
-function isClosedChannelError(error: unknown): boolean {
-  return error instanceof Error && error.name === 'IllegalOperationError';
-}
-
 /** A confirm channel with an ordered queue and a sliding window of unconfirmed messages. */
 export class ConfirmLane {
   private readonly queue: Pending[] = [];
@@ -89,9 +84,15 @@ export class ConfirmLane {
   private opening = false;
   private waitingForDrain = false;
   private channelError: ChannelCloseError | undefined;
-  private watchdog: NodeJS.Timeout | undefined;
+  private readonly watchdog: ConfirmWatchdog;
 
-  constructor(private readonly options: ConfirmLaneOptions) {}
+  constructor(private readonly options: ConfirmLaneOptions) {
+    this.watchdog = new ConfirmWatchdog(
+      options.confirmTimeout,
+      () => this.unconfirmed[0],
+      () => this.confirmTimedOut(),
+    );
+  }
 
   /**
    * Gives up the channel when its oldest unconfirmed message has waited longer
@@ -99,39 +100,20 @@ export class ConfirmLane {
    * dead or the broker stuck. The messages fail without counting an attempt
    * and are claimed again; a later ack on the old channel no longer counts.
    */
-  private armWatchdog(): void {
-    const timeout = this.options.confirmTimeout;
-    if (this.watchdog) return;
-    this.watchdog = setInterval(
-      () => {
-        const oldest = this.unconfirmed[0];
-        if (!oldest) {
-          clearInterval(this.watchdog);
-          this.watchdog = undefined;
-          return;
-        }
-        if (timeout.blocked() || oldest.sentAt === undefined) return;
-        if (performance.now() - oldest.sentAt < timeout.ms) return;
-        const channel = this.channel;
-        this.options.logger.warn(
-          'no broker confirm within the confirm timeout; dropping the channel',
-          { unconfirmed: this.unconfirmed.length, timeoutMs: timeout.ms },
-        );
-        this.channel = undefined;
-        this.channelError = undefined;
-        const error = new PublishError(
-          'connection-lost',
-          `no broker confirm within ${timeout.ms} ms`,
-          { countsAsAttempt: false },
-        );
-        for (const item of this.unconfirmed.splice(0)) this.settle(item, { ok: false, error });
-        this.waitingForDrain = false;
-        channel?.close().catch(() => undefined);
-        this.pump();
-      },
-      Math.max(50, Math.min(1000, timeout.ms / 4)),
-    );
-    this.watchdog.unref();
+  private confirmTimedOut(): void {
+    const timeoutMs = this.options.confirmTimeout.ms;
+    const channel = this.channel;
+    this.options.logger.warn('no broker confirm within the confirm timeout; dropping the channel', {
+      unconfirmed: this.unconfirmed.length,
+      timeoutMs,
+    });
+    this.channel = undefined;
+    this.channelError = undefined;
+    const error = noConfirm(timeoutMs);
+    for (const item of this.unconfirmed.splice(0)) this.settle(item, { ok: false, error });
+    this.waitingForDrain = false;
+    channel?.close().catch(() => undefined);
+    this.pump();
   }
 
   /** Whether the lane has an open channel right now. */
@@ -197,7 +179,7 @@ export class ConfirmLane {
       const m = item.message;
       item.sentAt = performance.now();
       this.unconfirmed.push(item);
-      this.armWatchdog();
+      this.watchdog.arm();
       let writable: boolean;
       try {
         writable = channel.publish(
@@ -217,23 +199,9 @@ export class ConfirmLane {
         );
       } catch (error) {
         // amqplib encodes the whole message before writing any of it, so a
-        // throw leaves the channel as it was. An encoding error is this
-        // message's alone, and permanent; a closing channel is nobody's fault.
+        // throw leaves the channel as it was (publishThrew says whose fault it is).
         this.unconfirmed.splice(this.unconfirmed.indexOf(item), 1);
-        this.settle(item, {
-          ok: false,
-          error: isClosedChannelError(error)
-            ? new PublishError(
-                'connection-lost',
-                `cannot publish message ${m.messageId}: ${describeError(error)}`,
-                { cause: error, countsAsAttempt: false },
-              )
-            : new PublishError(
-                'unpublishable',
-                `cannot publish message ${m.messageId}: AMQP cannot encode it: ${describeError(error)}`,
-                { cause: error, permanent: true },
-              ),
-        });
+        this.settle(item, { ok: false, error: publishThrew(m, error) });
         continue;
       }
       if (!writable) {
@@ -261,12 +229,7 @@ export class ConfirmLane {
       this.channel = channel;
       this.waitingForDrain = false;
     } catch (error) {
-      this.failQueued(
-        new PublishError('connection-lost', `cannot open a channel: ${describeError(error)}`, {
-          cause: error,
-          countsAsAttempt: false,
-        }),
-      );
+      this.failQueued(cannotOpenChannel(error));
     } finally {
       this.opening = false;
     }
@@ -295,24 +258,10 @@ export class ConfirmLane {
       const at = this.unconfirmed.indexOf(item);
       if (at >= 0) this.unconfirmed.splice(at, 1);
     }
-    const m = item.message;
     if (error) {
-      this.settle(item, {
-        ok: false,
-        error: new PublishError(
-          'nacked',
-          `cannot publish message ${m.messageId}: nacked by the broker`,
-          { cause: error },
-        ),
-      });
+      this.settle(item, { ok: false, error: nacked(item.message, error) });
     } else if (item.returned !== undefined) {
-      this.settle(item, {
-        ok: false,
-        error: new PublishError(
-          'unroutable',
-          `cannot publish message ${m.messageId}: returned by the broker (${item.returned}): no queue is bound to exchange '${m.exchange}' with routing key '${m.routingKey}'`,
-        ),
-      });
+      this.settle(item, { ok: false, error: unroutable(item.message, item.returned) });
     } else {
       this.settle(item, { ok: true });
     }

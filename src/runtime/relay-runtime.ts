@@ -13,8 +13,8 @@ import { type HealthServer, startHealthServer } from '../http/health-server.js';
 import type { Logger } from '../log/logger.js';
 import { BacklogMonitor } from '../metrics/backlog-monitor.js';
 import { RelayMetrics } from '../metrics/prometheus-metrics.js';
-import { outboxStatements, outboxTableExists, readSequence } from '../outbox/queries.js';
-import { toSqlExecutor } from '../outbox/sql-executor.js';
+import { readSequence } from '../outbox/backlog-stats.js';
+import { createOutboxStore, listenStatement, outboxTableExists } from '../outbox/outbox-store.js';
 import { redactUrl } from '../redact-url.js';
 import { ProgressMonitor } from '../relay/progress-monitor.js';
 import type { OutgoingMessage, PublishResult } from '../relay/publisher.js';
@@ -58,7 +58,6 @@ export async function openRelayRuntime(
 ): Promise<RelayRuntime> {
   const { logger } = options;
   const relayId = options.relayId ?? randomUUID();
-  const statements = outboxStatements(config.schema);
   const pool = createPool({
     url: config.databaseUrl,
     // Claims and settles of the batches in flight, the lease sweep, the
@@ -70,11 +69,12 @@ export async function openRelayRuntime(
     applicationName: `outbox-relay ${relayId}`,
     onError: (error) => logger.warn('idle database connection failed', { error }),
   });
+  const store = createOutboxStore(pool, config.schema);
   let publisher: AmqpPublisher | undefined;
   try {
     await checkDatabase(pool, config.databaseUrl);
     logger.info('connected to database', { url: redactUrl(config.databaseUrl) });
-    if (!(await outboxTableExists(toSqlExecutor(pool), statements))) {
+    if (!(await outboxTableExists(store))) {
       throw new OutboxError(
         'DATABASE_UNAVAILABLE',
         `the outbox table ${config.schema}.messages does not exist: run \`outbox-relay migrate up\` first`,
@@ -143,8 +143,7 @@ export async function openRelayRuntime(
       shutdownTimeoutMs: config.shutdownTimeoutMs,
     },
     {
-      pool,
-      statements,
+      store,
       publisher: connected,
       gate,
       logger,
@@ -154,7 +153,7 @@ export async function openRelayRuntime(
     },
   );
   const backlog = metrics
-    ? new BacklogMonitor(pool, statements, metrics, {
+    ? new BacklogMonitor(store, metrics, {
         intervalMs: config.statsIntervalMs,
         topTenants: config.metricsTopTenants,
         pausedTenants: () => gate.pausedTenants(),
@@ -164,7 +163,7 @@ export async function openRelayRuntime(
     : undefined;
   let http: HealthServer | undefined;
   const watcher = new SequenceWatcher(
-    () => readSequence(pool, statements),
+    () => readSequence(store),
     wake,
     config.wakeIntervalMs,
     logger,
@@ -172,13 +171,13 @@ export async function openRelayRuntime(
   const listener = config.listen
     ? new NotifyListener({
         url: config.databaseUrl,
-        listen: statements.listen,
+        listen: listenStatement(store),
         connectTimeoutMs: config.connectTimeoutMs,
         onNotify: () => wake.ring(),
         logger,
       })
     : undefined;
-  const cleaner = new RetentionCleaner(pool, statements, config.retentionMs, 60_000, logger);
+  const cleaner = new RetentionCleaner(store, config.retentionMs, 60_000, logger);
   const unsubscribe = gate.onChange(() => wake.ring());
 
   let relayStopped = false;

@@ -5,14 +5,16 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { migrateUp } from '../../src/migrator/migrator.js';
-import { type OutboxStatements, outboxStatements } from '../../src/outbox/queries.js';
+import { holdLiveness as takeLivenessLock } from '../../src/outbox/leases.js';
+import { createOutboxStore, type OutboxStore } from '../../src/outbox/outbox-store.js';
 
 /** A migrated outbox schema and a pool on it. */
 export interface TestDatabase {
   url: string;
   schema: string;
   pool: pg.Pool;
-  statements: OutboxStatements;
+  /** The outbox store on `pool`. */
+  store: OutboxStore;
   /** Rows of the outbox table by state, and live tenant leases. */
   counts(): Promise<{ pending: number; leased: number; published: number; dead: number }>;
   drop(): Promise<void>;
@@ -30,12 +32,12 @@ export async function createTestDatabase(prefix: string): Promise<TestDatabase> 
   const pool = new pg.Pool({ connectionString: url, max: 8 });
   pool.on('error', () => undefined);
   await migrateUp(pool, schema);
-  const statements = outboxStatements(schema);
+  const store = createOutboxStore(pool, schema);
   return {
     url,
     schema,
     pool,
-    statements,
+    store,
     async counts() {
       const { rows } = await pool.query<{
         pending: number;
@@ -70,7 +72,7 @@ export async function holdLiveness(
   const client = new pg.Client({ connectionString: db.url });
   client.on('error', () => undefined);
   await client.connect();
-  const { rows } = await client.query(db.statements.holdLiveness, [relayId]);
-  if (!rows[0]?.held) throw new Error(`liveness lock of ${relayId} already held`);
+  if (!(await takeLivenessLock(db.store, client, relayId)))
+    throw new Error(`liveness lock of ${relayId} already held`);
   return { release: () => client.end() };
 }

@@ -82,6 +82,12 @@ describe('outbox-relay claim --explain', () => {
     expect(topRows(output)).toEqual([1, 3]);
   });
 
+  it("with --generic, EXPLAINs the relay's named statements under their generic plan", async () => {
+    const output = await explainThroughPsql(['--generic']);
+    expect(output.match(/Execution Time/g)).toHaveLength(2);
+    expect(topRows(output)).toEqual([1, 7]);
+  });
+
   it('refuses to run without --explain', async () => {
     const result = await runCli(['claim'], env);
     expect(result.code).toBe(2);

@@ -15,6 +15,8 @@ import { withMigratedOutbox } from './migrated-outbox.js';
 /** Options of `claim`. */
 export interface ClaimCommandOptions {
   explain: boolean;
+  /** Explain the generic plan of the relay's named statements. */
+  generic: boolean;
   /** The claim's tenants; none: the ones a claim would lock now. */
   tenants: readonly string[];
   /** The relay id to claim as (default: a new one). */
@@ -52,6 +54,8 @@ export async function claimCommand(
   if (locked.tenants.length === 0) {
     logger.warn('no tenant has claimable rows now; the claim in the script serves none');
   }
-  process.stdout.write(claimExplainScript(config.schema, params, locked));
+  process.stdout.write(
+    claimExplainScript(config.schema, params, locked, { generic: options.generic }),
+  );
   return 0;
 }

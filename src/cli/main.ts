@@ -67,6 +67,11 @@ const CLAIM_FLAGS: ExtraFlag[] = [
     description: 'print one claim as a psql script that EXPLAINs it (rolled back)',
   },
   {
+    name: 'generic',
+    type: 'boolean',
+    description: "with --explain: the generic plan of the relay's named statements",
+  },
+  {
     name: 'tenant',
     type: 'string',
     multiple: true,
@@ -140,7 +145,7 @@ const COMMANDS: Record<string, Command> = {
       ),
   },
   claim: {
-    usage: 'outbox-relay claim --explain [--tenant T ...] [options]',
+    usage: 'outbox-relay claim --explain [--generic] [--tenant T ...] [options]',
     scopes: ['database', 'relay'],
     flags: CLAIM_FLAGS,
     positionals: 0,
@@ -149,6 +154,7 @@ const COMMANDS: Record<string, Command> = {
         config,
         {
           explain: args.extra.explain === true,
+          generic: args.extra.generic === true,
           tenants: stringsFlag(args, 'tenant'),
           relayId: stringFlag(args, 'relay-id'),
         },

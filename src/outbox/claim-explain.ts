@@ -36,15 +36,45 @@ export async function previewClaimTenants(
   return locked;
 }
 
+/** The statements of a script: the SQL files, or (generic) the texts a relay prepares. */
+function explained(schema: string, generic: boolean): string[] {
+  if (!generic) {
+    return [
+      'explain (analyze, buffers)',
+      sqlSource('claim-tenants.sql').trim(),
+      '',
+      'explain (analyze, buffers)',
+      sqlSource('claim.sql').trim(),
+    ];
+  }
+  // The relay's named statements, as PostgreSQL gets them ($n parameters),
+  // planned generically as after their fifth run; executed with the variables.
+  const { claimTenants, claim } = claimTransaction(schema);
+  const execute = (name: string, variables: readonly string[]) =>
+    `explain (analyze, buffers) execute ${name}(${variables.map((v) => `:'${v}'`).join(', ')});`;
+  return [
+    '-- The generic plan a relay gets after five runs of its named statements.',
+    'set local plan_cache_mode = force_generic_plan;',
+    '',
+    `prepare claim_tenants as\n${claimTenants.text};`,
+    execute('claim_tenants', claimTenants.variables),
+    '',
+    `prepare claim as\n${claim.text};`,
+    execute('claim', claim.variables),
+  ];
+}
+
 /**
  * A psql script that sets the variables of `params` and `locked` and runs
  * `explain (analyze, buffers)` of sql/claim-tenants.sql and sql/claim.sql in
- * a transaction it rolls back.
+ * a transaction it rolls back; `generic`: of the statements a relay prepares,
+ * under their generic plan.
  */
 export function claimExplainScript(
   schema: string,
   params: ClaimParams,
   locked: ClaimTenants,
+  options: { generic?: boolean } = {},
 ): string {
   const variables = {
     [SCHEMA_VARIABLE]: schema,
@@ -56,8 +86,9 @@ export function claimExplainScript(
     '-- Run: psql "$DATABASE_URL" -f <this file>. It takes no lock and leaves no',
     '-- lease behind: everything runs in a transaction that is rolled back.',
     "-- require_liveness is off: no relay's liveness lock is held here (see sql/claim.sql).",
-    '-- PostgreSQL plans these with their values (a custom plan); a relay runs the claim as a',
-    '-- named statement, generic after five runs: docs/operations.md shows how to see that plan.',
+    options.generic
+      ? '-- The plans are generic: what a relay runs after five claims (named statements).'
+      : '-- Planned with these values (a custom plan); --generic prints the generic plan a relay uses.',
     '\\set ON_ERROR_STOP on',
     psqlSetLines(variables).trimEnd(),
     '',
@@ -65,11 +96,7 @@ export function claimExplainScript(
     'begin isolation level read committed;',
     'set local jit = off;',
     '',
-    'explain (analyze, buffers)',
-    sqlSource('claim-tenants.sql').trim(),
-    '',
-    'explain (analyze, buffers)',
-    sqlSource('claim.sql').trim(),
+    ...explained(schema, options.generic === true),
     '',
     'rollback;',
     '',

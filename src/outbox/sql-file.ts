@@ -51,6 +51,8 @@ export interface SqlFileStatement<V> {
   readonly file: string;
   /** The text sent to PostgreSQL: `$1` … in place of the variables. */
   readonly text: string;
+  /** The variables in `$n` order (the schema is in the text). */
+  readonly variables: readonly (keyof V & string)[];
   /** The positional values of `variables`, in `$n` order. */
   values(variables: V): unknown[];
 }
@@ -93,6 +95,7 @@ export function bindSqlFile<V extends object>(
   return {
     file,
     text,
+    variables: order,
     values: (variables) => order.map((name) => variables[name]),
   };
 }

@@ -6,8 +6,9 @@
  * sent to PostgreSQL: `:'name'` becomes `$n` (n from the variable order the
  * caller gives), `:"schema"` the quoted schema and `:'schema'` its string
  * literal (the schema is fixed per store, so it is written into the text, as
- * it always was). It also prints variables as psql `\set` lines, so the same
- * file runs by hand with the values the code would send.
+ * it always was); the file's header comment is left out. It also prints
+ * variables as psql `\set` lines, so the same file runs by hand with the
+ * values the code would send.
  */
 import { readFileSync } from 'node:fs';
 import { quoteIdent, quoteLiteral } from './outbox-tables.js';
@@ -69,8 +70,11 @@ export function bindSqlFile<V extends object>(
 ): SqlFileStatement<V> {
   const source = sqlSource(file);
   const position = new Map<string, number>(order.map((name, index) => [name, index + 1]));
-  const text = source
-    .split('\n')
+  const lines = source.split('\n');
+  // The file's header (its comment for a reader) stays out of the text sent:
+  // pg_stat_activity shows a statement's first 1 kB, which should be SQL.
+  while (lines.length > 0 && /^\s*(--.*)?$/.test(lines[0] as string)) lines.shift();
+  const text = lines
     .map((line) => {
       const comment = line.indexOf('--');
       const code = comment === -1 ? line : line.slice(0, comment);

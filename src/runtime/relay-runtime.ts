@@ -14,6 +14,7 @@ import type { Logger } from '../log/logger.js';
 import { BacklogMonitor } from '../metrics/backlog-monitor.js';
 import { RelayMetrics } from '../metrics/prometheus-metrics.js';
 import { readSequence } from '../outbox/backlog-stats.js';
+import { claimTransaction } from '../outbox/claim.js';
 import { createOutboxStore, listenStatement, outboxTableExists } from '../outbox/outbox-store.js';
 import { redactUrl } from '../redact-url.js';
 import { ProgressMonitor } from '../relay/progress-monitor.js';
@@ -70,6 +71,8 @@ export async function openRelayRuntime(
     onError: (error) => logger.warn('idle database connection failed', { error }),
   });
   const store = createOutboxStore(pool, config.schema);
+  // Reads the claim's SQL files now: a broken install fails at start, not at every claim.
+  claimTransaction(store.schema);
   let publisher: AmqpPublisher | undefined;
   try {
     await checkDatabase(pool, config.databaseUrl);

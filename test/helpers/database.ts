@@ -7,6 +7,7 @@ import { inject } from 'vitest';
 import { migrateUp } from '../../src/migrator/migrator.js';
 import { holdLiveness as takeLivenessLock } from '../../src/outbox/leases.js';
 import { createOutboxStore, type OutboxStore } from '../../src/outbox/outbox-store.js';
+import { dead, pending } from '../../src/outbox/row-state.js';
 
 /** A migrated outbox schema and a pool on it. */
 export interface TestDatabase {
@@ -46,10 +47,10 @@ export async function createTestDatabase(prefix: string): Promise<TestDatabase> 
         dead: number;
       }>(
         `select
-           count(*) filter (where published_at is null and dead_at is null)::int as pending,
+           count(*) filter (where ${pending()})::int as pending,
            (select count(*) from "${schema}".tenant_leases where leased_until > now())::int as leased,
            count(*) filter (where published_at is not null)::int as published,
-           count(*) filter (where dead_at is not null)::int as dead
+           count(*) filter (where ${dead()})::int as dead
          from "${schema}".messages`,
       );
       return rows[0] as { pending: number; leased: number; published: number; dead: number };

@@ -2,13 +2,13 @@
  * Big backlogs: the claim's cost and the relay's throughput with 10,000,000
  * pending rows against a small backlog, in the same run.
  */
+import { claimTransaction, lockClaimTenants } from '../src/outbox/claim.js';
 import {
-  claimTenantValues,
-  claimValues,
+  claimTenantsVariables,
+  claimVariables,
   defaultClaimParams,
-  lockClaimTenants,
-  outboxStatements,
-} from '../src/outbox/queries.js';
+} from '../src/outbox/claim-sql.js';
+import { createOutboxStore } from '../src/outbox/outbox-store.js';
 import {
   arrivalRate,
   type BenchEnv,
@@ -35,7 +35,8 @@ const PAYLOAD = 200;
 
 /** Median server-side execution time of the claim (rolled back, so nothing stays leased). */
 async function claimMs(env: BenchEnv, schema: string): Promise<number> {
-  const statements = outboxStatements(schema);
+  const store = createOutboxStore(env.pool, schema);
+  const { begin, claimTenants, claim } = claimTransaction(schema);
   const client = await env.pool.connect();
   const times: number[] = [];
   const params = defaultClaimParams('00000000-0000-0000-0000-000000000001', {
@@ -49,10 +50,13 @@ async function claimMs(env: BenchEnv, schema: string): Promise<number> {
     for (let i = 0; i < 7; i++) {
       // The claim's own transaction opening (read committed, no JIT), its
       // tenant walk and locks, then the claim: both statements' server time.
-      await client.query(statements.beginClaim);
-      const walkMs = await executionMs(statements.claimTenants, claimTenantValues(params));
-      const visited = await lockClaimTenants(client, statements, params);
-      const claimMs = await executionMs(statements.claim, claimValues(params, visited));
+      await client.query(begin);
+      const walkMs = await executionMs(
+        claimTenants.text,
+        claimTenants.values(claimTenantsVariables(params)),
+      );
+      const locked = await lockClaimTenants(store, client, params);
+      const claimMs = await executionMs(claim.text, claim.values(claimVariables(params, locked)));
       await client.query('rollback');
       times.push(walkMs + claimMs);
     }

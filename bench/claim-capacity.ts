@@ -17,7 +17,7 @@ import type pg from 'pg';
 import { loadConfig } from '../src/config.js';
 import { createPool } from '../src/db/pool.js';
 import { silentLogger } from '../src/log/logger.js';
-import { outboxStatements } from '../src/outbox/queries.js';
+import { createOutboxStore } from '../src/outbox/outbox-store.js';
 import type { Publisher } from '../src/relay/publisher.js';
 import { Relay } from '../src/relay/relay.js';
 import { allowAllTenants } from '../src/tenants/allow-all-gate.js';
@@ -83,7 +83,6 @@ async function measurePoint(
     AMQP_URL: env.amqpUrl,
     OUTBOX_SCHEMA: SCHEMA,
   });
-  const statements = outboxStatements(SCHEMA);
   const counts: Counts = { claims: 0, rows: 0, claimMs: 0 };
   const started: { relay: Relay; pool: pg.Pool; id: string }[] = [];
   for (let i = 0; i < relays; i++) {
@@ -108,8 +107,7 @@ async function measurePoint(
         shutdownTimeoutMs: 5000,
       },
       {
-        pool,
-        statements,
+        store: createOutboxStore(pool, SCHEMA),
         publisher: ackingPublisher(),
         gate: allowAllTenants(),
         logger: silentLogger,

@@ -17,8 +17,8 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import { enqueue } from '../src/outbox/enqueue.js';
+import { insertMessages } from '../src/outbox/insert-statements.js';
 import { type EncodedMessage, encodeMessage } from '../src/outbox/message.js';
-import { insertMessages, outboxStatements } from '../src/outbox/queries.js';
 import { toSqlExecutor } from '../src/outbox/sql-executor.js';
 import { type BenchEnv, connectClients, EXCHANGE, freshSchema, percentile } from './harness.js';
 import { ensureOrdersTable } from './latency.js';
@@ -163,12 +163,11 @@ function outboxStep(mode: FloorMode): (client: pg.Client, k: number) => Promise<
   if (mode === 'enqueue') return (client, k) => enqueue(client, benchEvent(k), { schema: SCHEMA });
   if (mode === 'outbox SQL only') {
     // enqueue's statement on the real table, with the row encoded beforehand.
-    const statements = outboxStatements(SCHEMA);
     const encoded = Array.from({ length: 1000 }, (_, k) =>
       encodeMessage(benchEvent(k), 0, { maxPayloadBytes: 1 << 20 }),
     );
     return (client, k) =>
-      insertMessages(toSqlExecutor(client), statements, [encoded[k % 1000] as EncodedMessage], {
+      insertMessages(toSqlExecutor(client), SCHEMA, [encoded[k % 1000] as EncodedMessage], {
         notify: false,
       });
   }

@@ -13,9 +13,9 @@ export {
   UnsupportedExecutorError,
 } from './errors.js';
 export { type EnqueueOptions, enqueue, MAX_MESSAGES_PER_CALL } from './outbox/enqueue.js';
+export type { InsertedMessage } from './outbox/insert-statements.js';
 export {
   DEFAULT_MAX_PAYLOAD_BYTES,
   type HeaderValue,
   type OutboxMessage,
 } from './outbox/message.js';
-export type { InsertedMessage } from './outbox/queries.js';

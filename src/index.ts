@@ -25,12 +25,13 @@ export {
 } from './log/logger.js';
 export { migrateDown, migrateUp, migrationStatus } from './migrator/migrator.js';
 export { type EnqueueOptions, enqueue, MAX_MESSAGES_PER_CALL } from './outbox/enqueue.js';
+export type { InsertedMessage } from './outbox/insert-statements.js';
 export {
   DEFAULT_MAX_PAYLOAD_BYTES,
   type HeaderValue,
   type OutboxMessage,
 } from './outbox/message.js';
-export { type InsertedMessage, outboxStatements } from './outbox/queries.js';
+export { createOutboxStore, type OutboxStore } from './outbox/outbox-store.js';
 export type { OutgoingMessage, Publisher, PublishResult } from './relay/publisher.js';
 export { type PassResult, Relay, type RelayDeps, type RelayOptions } from './relay/relay.js';
 export type { TenantGate } from './relay/tenant-gate.js';

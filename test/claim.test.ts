@@ -1,17 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
-import { enqueue } from '../src/outbox/enqueue.js';
 import {
   type ClaimedRow,
-  type ClaimParams,
   claimBatch,
-  claimTenantValues,
-  claimValues,
-  defaultClaimParams,
+  claimTransaction,
   fetchPayloads,
   lockClaimTenants,
-} from '../src/outbox/queries.js';
+} from '../src/outbox/claim.js';
+import {
+  type ClaimParams,
+  claimTenantsVariables,
+  claimVariables,
+  defaultClaimParams,
+} from '../src/outbox/claim-sql.js';
+import { enqueue } from '../src/outbox/enqueue.js';
+import { createOutboxStore } from '../src/outbox/outbox-store.js';
 import { createTestDatabase, holdLiveness, type TestDatabase } from './helpers/database.js';
 import { orderEvent } from './helpers/messages.js';
 import { waitFor } from './helpers/wait.js';
@@ -39,8 +43,7 @@ function params(relayId: string, change: Partial<ClaimParams> = {}): ClaimParams
 async function seqs(rows: { id: string; tenant_id: string }[], tenant: string): Promise<number[]> {
   const mine = rows.filter((r) => r.tenant_id === tenant);
   const payloads = await fetchPayloads(
-    db.pool,
-    db.statements,
+    db.store,
     mine.map((r) => r.id),
   );
   return mine.map((r) => JSON.parse(String(payloads.get(r.id))).seq);
@@ -51,8 +54,7 @@ async function keySeqs(
   rows: { id: string; ordering_key: string | null }[],
 ): Promise<Map<string, number[]>> {
   const payloads = await fetchPayloads(
-    db.pool,
-    db.statements,
+    db.store,
     rows.map((r) => r.id),
   );
   const byKey = new Map<string, number[]>();
@@ -97,7 +99,7 @@ async function claimAll(change: Partial<ClaimParams>, maxClaims: number): Promis
   const claims: ClaimedRow[][] = [];
   const inFlight: string[] = [];
   for (let i = 0; i < maxClaims; i++) {
-    const rows = await claimBatch(db.pool, db.statements, params(relay, { ...change, inFlight }));
+    const rows = await claimBatch(db.store, params(relay, { ...change, inFlight }));
     if (rows.length === 0) return claims;
     claims.push(rows);
     inFlight.push(...rows.map((r) => r.id));
@@ -122,10 +124,15 @@ async function explainClaim(p: ClaimParams) {
   const client = await db.pool.connect();
   try {
     await client.query('begin');
-    const walk = await explainPlan(client, db.statements.claimTenants, claimTenantValues(p));
+    const { claimTenants, claim } = claimTransaction(db.schema);
+    const walk = await explainPlan(
+      client,
+      claimTenants.text,
+      claimTenants.values(claimTenantsVariables(p)),
+    );
     // The locks are the session's already: the walk run again picks the same tenants.
-    const visited = await lockClaimTenants(client, db.statements, p);
-    const root = await explainPlan(client, db.statements.claim, claimValues(p, visited));
+    const locked = await lockClaimTenants(db.store, client, p);
+    const root = await explainPlan(client, claim.text, claim.values(claimVariables(p, locked)));
     await client.query('rollback');
     const nodes: Record<string, unknown>[] = [];
     const collect = (node: Record<string, unknown>) => {
@@ -166,21 +173,13 @@ describe('the claim', () => {
     // Relay A is alive: its liveness lock is held for the whole test.
     const aliveA = await holdLiveness(db, relayA);
     onTestFinished(() => aliveA.release());
-    const first = await claimBatch(
-      db.pool,
-      db.statements,
-      params(relayA, { batchSize: 4, maxTenants: 1 }),
-    );
+    const first = await claimBatch(db.store, params(relayA, { batchSize: 4, maxTenants: 1 }));
     expect(new Set(first.map((r) => r.tenant_id))).toEqual(new Set(['a']));
     // Tenant a is in flight at relay A: relay B gets only tenant b.
-    const second = await claimBatch(db.pool, db.statements, params(relayB));
+    const second = await claimBatch(db.store, params(relayB));
     expect(new Set(second.map((r) => r.tenant_id))).toEqual(new Set(['b']));
     // Relay A continues tenant a after its own in-flight rows, in id order.
-    const third = await claimBatch(
-      db.pool,
-      db.statements,
-      params(relayA, { inFlight: first.map((r) => r.id) }),
-    );
+    const third = await claimBatch(db.store, params(relayA, { inFlight: first.map((r) => r.id) }));
     expect([...(await seqs(first, 'a')), ...(await seqs(third, 'a'))]).toEqual(
       Array.from({ length: 15 }, (_, i) => i * 2),
     );
@@ -193,11 +192,7 @@ describe('the claim', () => {
       { schema: db.schema },
     );
     const relay = randomUUID();
-    const rows = await claimBatch(
-      db.pool,
-      db.statements,
-      params(relay, { cursor: 'b', pausedTenants: ['d'] }),
-    );
+    const rows = await claimBatch(db.store, params(relay, { cursor: 'b', pausedTenants: ['d'] }));
     // Starts after b (c), wraps to a, then b; d is paused.
     expect(rows.map((r) => r.tenant_id).sort()).toEqual(['a', 'a', 'b', 'b', 'c', 'c']);
     expect(rows[0]?.next_cursor).toBe('b');
@@ -286,10 +281,11 @@ describe('the claim', () => {
         try {
           await client.query('begin');
           const p = params(randomUUID());
-          const visited = await lockClaimTenants(client, db.statements, p);
+          const locked = await lockClaimTenants(db.store, client, p);
+          const { claim } = claimTransaction(db.schema);
           const plan = await client.query({
-            text: `explain (analyze, format json) ${db.statements.claim}`,
-            values: claimValues(p, visited),
+            text: `explain (analyze, format json) ${claim.text}`,
+            values: claim.values(claimVariables(p, locked)),
           });
           await client.query('rollback');
           expect(plan.rows[0]['QUERY PLAN'][0].JIT).toBeDefined();
@@ -314,10 +310,13 @@ describe('the claim', () => {
           };
           return client;
         },
+        query: pool.query.bind(pool),
       } as unknown as pg.Pool;
-      expect(await claimBatch(spy, db.statements, params(randomUUID()))).toHaveLength(1);
+      expect(
+        await claimBatch(createOutboxStore(spy, db.schema), params(randomUUID())),
+      ).toHaveLength(1);
       const jitOff = sent.findIndex((text) => /set_config\('jit', 'off', true\)/.test(text));
-      const claim = sent.indexOf(db.statements.claim);
+      const claim = sent.indexOf(claimTransaction(db.schema).claim.text);
       // The statement that turns JIT off opens the claim's transaction, before the claim.
       expect(jitOff).toBe(0);
       expect(sent[0]).toMatch(/^begin isolation level read committed;/);
@@ -339,18 +338,14 @@ describe('the claim', () => {
       await late.query('begin');
       await enqueue(late, orderEvent('x', 'acme', 1), { schema: db.schema });
       await enqueue(db.pool, orderEvent('x', 'acme', 2), { schema: db.schema });
-      first = await claimBatch(db.pool, db.statements, params(relay));
+      first = await claimBatch(db.store, params(relay));
       expect(await seqs(first, 'acme')).toEqual([2]);
       await late.query('commit');
     } finally {
       late.release();
     }
     // The relay still holds seq 2 in flight; the late row must be claimable all the same.
-    const second = await claimBatch(
-      db.pool,
-      db.statements,
-      params(relay, { inFlight: first.map((r) => r.id) }),
-    );
+    const second = await claimBatch(db.store, params(relay, { inFlight: first.map((r) => r.id) }));
     expect(await seqs(second, 'acme')).toEqual([1]);
   });
 });
@@ -367,7 +362,7 @@ describe('the claim with an ordering key blocked behind a failing row', () => {
       Array.from({ length: last - first + 1 }, (_, i) => first + i);
 
     // The window (the tenant's 500 oldest rows) holds a's first row and K's blocked rows only.
-    const rows = await claimBatch(db.pool, db.statements, params(randomUUID()));
+    const rows = await claimBatch(db.store, params(randomUUID()));
     const byKey = await keySeqs(rows);
     expect(byKey.get('K')).toBeUndefined();
     expect(byKey.get('a')).toEqual(seqs(0, 40));
@@ -395,7 +390,7 @@ describe('the claim with an ordering key blocked behind a failing row', () => {
     );
     await insertRows('acme', ['b'], 600);
     await insertRows('acme', ['K'], 20, 2);
-    const byKey = await keySeqs(await claimBatch(db.pool, db.statements, params(randomUUID())));
+    const byKey = await keySeqs(await claimBatch(db.store, params(randomUUID())));
     expect(byKey.get('K')).toEqual([0]);
     expect(byKey.get('b')).toEqual(Array.from({ length: 498 }, (_, i) => i));
   });
@@ -414,11 +409,7 @@ describe('the claim with an ordering key blocked behind a failing row', () => {
     const served = new Set<string>();
     let claims = 0;
     while (served.size < keys.length && claims < 400) {
-      const rows = await claimBatch(
-        db.pool,
-        db.statements,
-        params(relay, { batchSize: 10, inFlight }),
-      );
+      const rows = await claimBatch(db.store, params(relay, { batchSize: 10, inFlight }));
       claims += 1;
       expect(rows.length).toBeGreaterThan(0);
       for (const row of rows) served.add(String(row.ordering_key));
@@ -481,7 +472,7 @@ describe('the claim with an ordering key blocked behind a failing row', () => {
       );
     }
     // The stuck tenant's other keys are in the claim.
-    const rows = await claimBatch(db.pool, db.statements, params(randomUUID(), { batchSize: 100 }));
+    const rows = await claimBatch(db.store, params(randomUUID(), { batchSize: 100 }));
     const stuck = rows.filter((r) => r.tenant_id === 'stuck');
     expect(stuck.length).toBeGreaterThan(0);
     expect(stuck.every((r) => r.ordering_key !== 'K')).toBe(true);
@@ -502,21 +493,17 @@ describe('the claim with an ordering key blocked behind a failing row', () => {
        values ('a', $1, now() + interval '1 hour'), ('b', $2, now() + interval '1 hour')`,
       [live, dead],
     );
-    const rows = await claimBatch(db.pool, db.statements, params(randomUUID()));
+    const rows = await claimBatch(db.store, params(randomUUID()));
     expect(rows.map((r) => r.tenant_id)).toEqual(['b']);
   });
 
   it('claims nothing for a relay that must hold its liveness lock and does not', async () => {
     await enqueue(db.pool, orderEvent('x', 'a', 1), { schema: db.schema });
     const relay = randomUUID();
-    expect(
-      await claimBatch(db.pool, db.statements, params(relay, { requireLiveness: true })),
-    ).toEqual([]);
+    expect(await claimBatch(db.store, params(relay, { requireLiveness: true }))).toEqual([]);
     const alive = await holdLiveness(db, relay);
     onTestFinished(() => alive.release());
-    expect(
-      await claimBatch(db.pool, db.statements, params(relay, { requireLiveness: true })),
-    ).toHaveLength(1);
+    expect(await claimBatch(db.store, params(relay, { requireLiveness: true }))).toHaveLength(1);
   });
 
   it('is not stalled by a relay frozen inside its claim: other tenants go on at once, its own after PostgreSQL ends that session (5 s)', async () => {
@@ -537,21 +524,21 @@ describe('the claim with an ordering key blocked behind a failing row', () => {
     frozen.on('error', () => undefined);
     await frozen.connect();
     try {
-      await frozen.query(db.statements.beginClaim);
-      const locked = await lockClaimTenants(frozen, db.statements, params(randomUUID()));
+      await frozen.query(claimTransaction(db.schema).begin);
+      const locked = await lockClaimTenants(db.store, frozen, params(randomUUID()));
       expect(locked.tenants).toEqual(['a']);
       // b's holder claims at once, while the frozen session still holds a.
-      const rowsOfB = await claimBatch(db.pool, db.statements, params(holderOfB));
+      const rowsOfB = await claimBatch(db.store, params(holderOfB));
       expect(rowsOfB.map((r) => r.tenant_id)).toEqual(['b']);
       await expect(frozen.query('select 1')).resolves.toBeDefined();
       // Another relay skips a (its claim lock is held) rather than waiting for it.
-      expect(await claimBatch(db.pool, db.statements, params(randomUUID()))).toEqual([]);
+      expect(await claimBatch(db.store, params(randomUUID()))).toEqual([]);
       // Once PostgreSQL has ended the frozen session, a is claimed.
       const started = Date.now();
       let rowsOfA: ClaimedRow[] = [];
       await waitFor(
         async () => {
-          rowsOfA = await claimBatch(db.pool, db.statements, params(randomUUID()));
+          rowsOfA = await claimBatch(db.store, params(randomUUID()));
           return rowsOfA.length > 0;
         },
         'tenant a to be claimable again',
@@ -585,16 +572,17 @@ describe('the claim with an ordering key blocked behind a failing row', () => {
     // Relay A's claim is open (between its statements, holding tenant a).
     const claimA = await db.pool.connect();
     try {
-      await claimA.query(db.statements.beginClaim);
+      const { begin, claim } = claimTransaction(db.schema);
+      await claimA.query(begin);
       const p = params(relayA);
-      const visited = await lockClaimTenants(claimA, db.statements, p);
-      expect(visited.tenants).toEqual(['a']);
+      const locked = await lockClaimTenants(db.store, claimA, p);
+      expect(locked.tenants).toEqual(['a']);
       // Relay B claims its tenant meanwhile, without waiting for A's transaction.
-      const rowsOfB = await claimBatch(db.pool, db.statements, params(relayB));
+      const rowsOfB = await claimBatch(db.store, params(relayB));
       expect(rowsOfB.map((r) => r.tenant_id)).toEqual(['b', 'b']);
       const { rows: rowsOfA } = await claimA.query<ClaimedRow>({
-        text: db.statements.claim,
-        values: claimValues(p, visited),
+        text: claim.text,
+        values: claim.values(claimVariables(p, locked)),
       });
       await claimA.query('commit');
       expect(rowsOfA.map((r) => r.tenant_id)).toEqual(['a', 'a']);
@@ -625,8 +613,7 @@ describe('the claim with an ordering key blocked behind a failing row', () => {
       const claims = await Promise.all(
         relays.map((relay) =>
           claimBatch(
-            db.pool,
-            db.statements,
+            db.store,
             params(relay, {
               batchSize: 12,
               maxTenants: 6,
@@ -663,7 +650,7 @@ describe('the claim with an ordering key blocked behind a failing row', () => {
         `select pg_advisory_xact_lock(hashtextextended('outbox-relay:claim:${db.schema}', 0))`,
       );
       let done = false;
-      const claim = claimBatch(db.pool, db.statements, params(randomUUID())).then((rows) => {
+      const claim = claimBatch(db.store, params(randomUUID())).then((rows) => {
         done = true;
         return rows;
       });

@@ -14,8 +14,8 @@ import { promisify } from 'node:util';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueue } from '../src/outbox/enqueue.js';
+import type { InsertedMessage } from '../src/outbox/insert-statements.js';
 import type { OutboxMessage } from '../src/outbox/message.js';
-import type { InsertedMessage } from '../src/outbox/queries.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 
 /** The part of the generated client this file uses. */

@@ -20,8 +20,8 @@ import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnsupportedExecutorError } from '../src/errors.js';
 import { enqueue } from '../src/outbox/enqueue.js';
+import type { InsertedMessage } from '../src/outbox/insert-statements.js';
 import type { OutboxMessage } from '../src/outbox/message.js';
-import type { InsertedMessage } from '../src/outbox/queries.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 
 let db: TestDatabase;

@@ -146,13 +146,13 @@ describe('enqueue', () => {
     await listener.connect();
     const notified: string[] = [];
     listener.on('notification', (n) => notified.push(n.channel));
-    await listener.query(`listen "${db.statements.notifyChannel}"`);
+    await listener.query(`listen "${db.store.tables.notifyChannel}"`);
     try {
       await enqueue(db.pool, orderEvent('events', 'acme', 1), { schema: db.schema });
       await enqueue(db.pool, orderEvent('events', 'acme', 2), { schema: db.schema, notify: true });
       // A round trip on the listening connection delivers any notification already sent.
       await listener.query('select 1');
-      expect(notified).toEqual([db.statements.notifyChannel]);
+      expect(notified).toEqual([db.store.tables.notifyChannel]);
     } finally {
       await listener.end();
     }

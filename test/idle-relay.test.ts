@@ -7,8 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/log/logger.js';
+import { readSequence } from '../src/outbox/backlog-stats.js';
 import { enqueue } from '../src/outbox/enqueue.js';
-import { readSequence } from '../src/outbox/queries.js';
 import { IDLE_INTERVAL_MS, SequenceWatcher } from '../src/relay/sequence-watcher.js';
 import { useOutboxFixture } from './helpers/fixture.js';
 import { enqueueEvents, orderEvent } from './helpers/messages.js';
@@ -24,7 +24,7 @@ async function relayWithWatcher(options: { batchSize?: number } = {}) {
     ...options,
   });
   const watcher = new SequenceWatcher(
-    () => readSequence(fixture.db.pool, fixture.db.statements),
+    () => readSequence(fixture.db.store),
     test.relay.wake,
     2,
     silentLogger,

@@ -11,7 +11,8 @@ import { createPool } from '../src/db/pool.js';
 import { silentLogger } from '../src/log/logger.js';
 import { BacklogMonitor } from '../src/metrics/backlog-monitor.js';
 import { RelayMetrics } from '../src/metrics/prometheus-metrics.js';
-import { readBacklogStats } from '../src/outbox/queries.js';
+import { readBacklogStats } from '../src/outbox/backlog-stats.js';
+import { createOutboxStore } from '../src/outbox/outbox-store.js';
 import { useOutboxFixture } from './helpers/fixture.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -38,7 +39,7 @@ describe('backlog metrics', () => {
     await db.pool.query(
       `update "${db.schema}".messages set dead_at = now() where tenant_id = 'tenant-99999'`,
     );
-    const stats = await readBacklogStats(db.pool, db.statements, {
+    const stats = await readBacklogStats(db.store, {
       topTenants: 3,
       pausedTenants: ['tenant-1', 'tenant-7'],
       timeoutMs: 10_000,
@@ -96,7 +97,7 @@ describe('backlog metrics', () => {
     try {
       await lock.query('begin');
       await lock.query(`lock table "${db.schema}".messages in access exclusive mode`);
-      const read = readBacklogStats(pool, db.statements, {
+      const read = readBacklogStats(createOutboxStore(pool, db.schema), {
         topTenants: 3,
         pausedTenants: [],
         timeoutMs: 30_000,
@@ -126,7 +127,7 @@ describe('backlog metrics', () => {
   it('report an empty outbox as zeros', async () => {
     const { db } = fixture;
     await db.pool.query(`truncate "${db.schema}".messages`);
-    const stats = await readBacklogStats(db.pool, db.statements, {
+    const stats = await readBacklogStats(db.store, {
       topTenants: 3,
       pausedTenants: [],
       timeoutMs: 10_000,
@@ -162,7 +163,7 @@ describe('backlog metrics', () => {
        ('ended', gen_random_uuid(), now() - interval '30 minutes', 7)`,
     );
     const read = (activeSince: Date | null) =>
-      readBacklogStats(db.pool, db.statements, {
+      readBacklogStats(db.store, {
         topTenants: 1,
         pausedTenants: [],
         timeoutMs: 10_000,
@@ -201,7 +202,7 @@ describe('backlog metrics', () => {
        from unnest(array['open', 'throttled', 'paused']) t`,
     );
     const metrics = new RelayMetrics('test_', idleSources);
-    const monitor = new BacklogMonitor(db.pool, db.statements, metrics, {
+    const monitor = new BacklogMonitor(db.store, metrics, {
       intervalMs: 60_000,
       topTenants: 5,
       pausedTenants: () => ['paused'],

@@ -34,7 +34,7 @@ describe('npm pack', () => {
       ]) {
         cpSync(join(ROOT, entry), join(clone, entry), { recursive: true });
       }
-      for (const entry of ['migrations', 'docs', 'README.md']) {
+      for (const entry of ['migrations', 'sql', 'docs', 'README.md']) {
         cpSync(join(ROOT, entry), join(clone, entry), { recursive: true });
       }
       symlinkSync(join(ROOT, 'node_modules'), join(clone, 'node_modules'));
@@ -73,6 +73,10 @@ describe('npm pack', () => {
       // CommonJS reads dist/cjs/*.d.ts and the require() shims as CommonJS.
       expect(files.has('dist/cjs/package.json')).toBe(true);
       expect([...files].some((path) => path.startsWith('migrations/'))).toBe(true);
+      // The claim's SQL files, read at run time next to dist/ as migrations/ are.
+      for (const path of ['sql/claim.sql', 'sql/claim-tenants.sql']) {
+        expect(files.has(path), path).toBe(true);
+      }
       expect([...files].some((path) => path.startsWith('src/'))).toBe(false);
     } finally {
       rmSync(clone, { recursive: true, force: true });

@@ -23,7 +23,7 @@ describe('retention of published rows', () => {
       `update "${db.schema}".messages set published_at = now() - interval '2 hours'
        where id in (select id from "${db.schema}".messages order by id limit 2100)`,
     );
-    const cleaner = new RetentionCleaner(db.pool, db.statements, 3_600_000, 60_000, silentLogger);
+    const cleaner = new RetentionCleaner(db.store, 3_600_000, 60_000, silentLogger);
     // 2,100 expired rows take three statements of at most 1,000.
     expect(await cleaner.runOnce()).toBe(2100);
     expect(await db.counts()).toMatchObject({ published: 400 });

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { NotifyListener } from '../src/db/notify-listener.js';
 import { silentLogger } from '../src/log/logger.js';
+import { readSequence } from '../src/outbox/backlog-stats.js';
 import { enqueue } from '../src/outbox/enqueue.js';
-import { readSequence } from '../src/outbox/queries.js';
+import { listenStatement } from '../src/outbox/outbox-store.js';
 import { SequenceWatcher } from '../src/relay/sequence-watcher.js';
 import { useOutboxFixture } from './helpers/fixture.js';
 import { orderEvent } from './helpers/messages.js';
@@ -19,7 +20,7 @@ describe('noticing new rows without a NOTIFY from writers', () => {
   it('publishes a row committed later without the fallback poll (sequence watcher)', async () => {
     const test = await createTestRelay(fixture.db, fixture.broker.url, { pollIntervalMs: NO_POLL });
     const watcher = new SequenceWatcher(
-      () => readSequence(fixture.db.pool, fixture.db.statements),
+      () => readSequence(fixture.db.store),
       test.relay.wake,
       5,
       silentLogger,
@@ -61,7 +62,7 @@ describe('noticing new rows without a NOTIFY from writers', () => {
     const test = await createTestRelay(fixture.db, fixture.broker.url, { pollIntervalMs: NO_POLL });
     const listener = new NotifyListener({
       url: fixture.db.url,
-      listen: fixture.db.statements.listen,
+      listen: listenStatement(fixture.db.store),
       connectTimeoutMs: 5000,
       onNotify: () => test.relay.wake.ring(),
       logger: silentLogger,

@@ -6,8 +6,12 @@
  */
 import type { Config } from '../config.js';
 import type { Logger } from '../log/logger.js';
-import { changeDead, type DeadRow, type DeadSelection, listDead } from '../outbox/queries.js';
-import { toSqlExecutor } from '../outbox/sql-executor.js';
+import {
+  changeDead,
+  type DeadRow,
+  type DeadSelection,
+  listDead,
+} from '../outbox/operator-queries.js';
 import { UsageError } from './args.js';
 import { withMigratedOutbox } from './migrated-outbox.js';
 import { printable } from './terminal-text.js';
@@ -75,9 +79,9 @@ export async function deadCommand(
       `dead ${action} ${action === 'discard' ? 'deletes dead events for good' : 'retries every dead event'}; add --yes to confirm`,
     );
   }
-  return withMigratedOutbox(config, `dead ${action}`, logger, async (pool, statements) => {
+  return withMigratedOutbox(config, `dead ${action}`, logger, async (store) => {
     if (action === 'list') {
-      const rows = await listDead(toSqlExecutor(pool), statements, chosen, options.limit ?? 100);
+      const rows = await listDead(store, chosen, options.limit ?? 100);
       if (options.json) {
         process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
       } else if (rows.length === 0) {
@@ -87,7 +91,7 @@ export async function deadCommand(
       }
       return 0;
     }
-    const count = await changeDead(pool, statements, action, chosen);
+    const count = await changeDead(store, action, chosen);
     logger.info(`dead events ${action === 'retry' ? 'retried' : 'discarded'}`, { count });
     process.stdout.write(`${action === 'retry' ? 'retried' : 'discarded'} ${count} dead events\n`);
     return 0;

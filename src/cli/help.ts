@@ -14,12 +14,13 @@ Usage:
   outbox-relay dead list|retry|discard [...]      inspect, retry or discard dead events
   outbox-relay purge --tenant T [--before TIME] --yes
                                                   discard a tenant's pending events
+  outbox-relay claim --explain [--tenant T ...]   print one claim as a psql script for EXPLAIN
   outbox-relay <command> --help                   options of a command
   outbox-relay --version                          the installed version
 
 Every option is also an environment variable; flags win over the environment.
 Options take their value as --name value or --name=value, and may be given once
-(--id of dead is the one repeatable option).
+(--id of dead and --tenant of claim are repeatable).
 Exit codes: 0 success, 1 failure (e.g. database unreachable), 2 bad usage or configuration.
 `;
 

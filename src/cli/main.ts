@@ -16,6 +16,7 @@ import {
   stringsFlag,
   UsageError,
 } from './args.js';
+import { claimCommand } from './claim-command.js';
 import { deadCommand } from './dead-command.js';
 import { FATAL_EXIT_CODE, fatalErrorHandler } from './fatal-errors.js';
 import { commandHelp, MAIN_HELP } from './help.js';
@@ -58,6 +59,29 @@ const PURGE_FLAGS: ExtraFlag[] = [
     description: 'only events created before this time (ISO 8601; default now)',
   },
   { name: 'yes', type: 'boolean', description: 'confirm: the events are deleted for good' },
+];
+const CLAIM_FLAGS: ExtraFlag[] = [
+  {
+    name: 'explain',
+    type: 'boolean',
+    description: 'print one claim as a psql script that EXPLAINs it (rolled back)',
+  },
+  {
+    name: 'generic',
+    type: 'boolean',
+    description: "with --explain: the generic plan of the relay's named statements",
+  },
+  {
+    name: 'tenant',
+    type: 'string',
+    multiple: true,
+    description: "the claim's tenants (repeatable; default: those a claim would take now)",
+  },
+  {
+    name: 'relay-id',
+    type: 'string',
+    description: 'the relay id to claim as (default: a new one)',
+  },
 ];
 
 /** One subcommand: its usage line, the settings and flags it takes, and what it does. */
@@ -116,6 +140,23 @@ const COMMANDS: Record<string, Command> = {
           yes: args.extra.yes === true,
           json: args.extra.json === true,
           limit: integerFlag(args, 'limit', { min: 1, max: 100_000 }),
+        },
+        log,
+      ),
+  },
+  claim: {
+    usage: 'outbox-relay claim --explain [--generic] [--tenant T ...] [options]',
+    scopes: ['database', 'relay'],
+    flags: CLAIM_FLAGS,
+    positionals: 0,
+    run: (args, config, log) =>
+      claimCommand(
+        config,
+        {
+          explain: args.extra.explain === true,
+          generic: args.extra.generic === true,
+          tenants: stringsFlag(args, 'tenant'),
+          relayId: stringFlag(args, 'relay-id'),
         },
         log,
       ),

@@ -5,13 +5,11 @@
  * operator to run `outbox-relay migrate up`, never a raw
  * "relation … does not exist".
  */
-import type pg from 'pg';
 import type { Config } from '../config.js';
 import { isUndefinedTable, withCommandPool } from '../db/pool.js';
 import { describeError, OutboxError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { type OutboxStatements, outboxStatements, outboxTableExists } from '../outbox/queries.js';
-import { toSqlExecutor } from '../outbox/sql-executor.js';
+import { createOutboxStore, type OutboxStore, outboxTableExists } from '../outbox/outbox-store.js';
 
 function notMigrated(schema: string, error?: unknown): OutboxError {
   const what = error
@@ -32,15 +30,15 @@ export async function withMigratedOutbox<T>(
   config: Config,
   command: string,
   logger: Logger,
-  work: (pool: pg.Pool, statements: OutboxStatements) => Promise<T>,
+  work: (store: OutboxStore) => Promise<T>,
 ): Promise<T> {
-  const statements = outboxStatements(config.schema);
   return withCommandPool(config, command, logger, async (pool) => {
-    if (!(await outboxTableExists(toSqlExecutor(pool), statements))) {
+    const store = createOutboxStore(pool, config.schema);
+    if (!(await outboxTableExists(store))) {
       throw notMigrated(config.schema);
     }
     try {
-      return await work(pool, statements);
+      return await work(store);
     } catch (error) {
       // A table of a later migration (tenant_leases) may be missing too.
       if (isUndefinedTable(error)) {

@@ -6,7 +6,7 @@
  */
 import type { Config } from '../config.js';
 import type { Logger } from '../log/logger.js';
-import { purgeTenant } from '../outbox/queries.js';
+import { purgeTenant } from '../outbox/operator-queries.js';
 import { UsageError } from './args.js';
 import { withMigratedOutbox } from './migrated-outbox.js';
 import { printable } from './terminal-text.js';
@@ -75,8 +75,8 @@ export async function purgeCommand(
       `purge deletes tenant ${tenant}'s pending events for good; add --yes to confirm`,
     );
   }
-  return withMigratedOutbox(config, 'purge', logger, async (pool, statements) => {
-    const deleted = await purgeTenant(pool, statements, tenant, before);
+  return withMigratedOutbox(config, 'purge', logger, async (store) => {
+    const deleted = await purgeTenant(store, tenant, before);
     logger.info('purged pending events', { tenant, before: before.toISOString(), deleted });
     process.stdout.write(
       `purged ${deleted} pending events of tenant ${printable(tenant)} created before ${before.toISOString()}\n`,

@@ -12,8 +12,7 @@
  */
 import type { Config } from '../config.js';
 import type { Logger } from '../log/logger.js';
-import { type TenantBacklog, tenantBacklog } from '../outbox/queries.js';
-import { toSqlExecutor } from '../outbox/sql-executor.js';
+import { type TenantBacklog, tenantBacklog } from '../outbox/operator-queries.js';
 import type { TenantDecision } from '../relay/tenant-gate.js';
 import { withMigratedOutbox } from './migrated-outbox.js';
 import {
@@ -93,8 +92,8 @@ export async function tenantsCommand(
       logger,
     );
   }
-  const backlog = await withMigratedOutbox(config, 'tenants', logger, (pool, statements) =>
-    tenantBacklog(toSqlExecutor(pool), statements),
+  const backlog = await withMigratedOutbox(config, 'tenants', logger, (store) =>
+    tenantBacklog(store),
   );
   const flags = await evaluateFlags(
     config,

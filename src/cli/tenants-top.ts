@@ -11,12 +11,12 @@
  * millions use a longer interval.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type pg from 'pg';
 import type { Config } from '../config.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { WriteRateTracker } from '../metrics/backlog-monitor.js';
-import { type OutboxStatements, readBacklogStats } from '../outbox/queries.js';
+import { readBacklogStats } from '../outbox/backlog-stats.js';
+import type { OutboxStore } from '../outbox/outbox-store.js';
 import { withMigratedOutbox } from './migrated-outbox.js';
 import { type FlagView, flagsUnavailableLine, openFlagView, tenantState } from './tenant-states.js';
 import { type TopOutput, type TopSample, TopScreen, topLines } from './tenants-top-screen.js';
@@ -32,15 +32,14 @@ class TopSampler {
   private previousAt: Date | undefined;
 
   constructor(
-    private readonly pool: pg.Pool,
-    private readonly statements: OutboxStatements,
+    private readonly store: OutboxStore,
     private readonly flags: FlagView,
     private readonly timeoutMs: number,
   ) {}
 
   /** One read; undefined on the first (a baseline only). */
   async read(): Promise<TopSample | undefined> {
-    const stats = await readBacklogStats(this.pool, this.statements, {
+    const stats = await readBacklogStats(this.store, {
       topTenants: 0,
       pausedTenants: [],
       timeoutMs: this.timeoutMs,
@@ -168,12 +167,12 @@ export async function tenantsTop(
   options: { json: boolean; intervalMs: number },
   logger: Logger,
 ): Promise<number> {
-  return withMigratedOutbox(config, 'tenants', logger, async (pool, statements) => {
+  return withMigratedOutbox(config, 'tenants', logger, async (store) => {
     const flags = await openFlagView(config, logger);
     try {
       // One statement at a time, none longer than an interval (nor a minute).
       const timeoutMs = Math.min(options.intervalMs, 60_000);
-      const sampler = new TopSampler(pool, statements, flags, timeoutMs);
+      const sampler = new TopSampler(store, flags, timeoutMs);
       if (options.json) return await jsonReport(sampler, options.intervalMs);
       const interrupt = untilInterrupted();
       try {

@@ -16,9 +16,9 @@
  * tenant's rows in flight (claimed, still pending), by at most the relays'
  * in-flight rows; that error cancels out over the next reads.
  */
-import type pg from 'pg';
 import type { Logger } from '../log/logger.js';
-import { type OutboxStatements, readBacklogStats, type TenantActivity } from '../outbox/queries.js';
+import { readBacklogStats, type TenantActivity } from '../outbox/backlog-stats.js';
+import type { OutboxStore } from '../outbox/outbox-store.js';
 import type { BackgroundService } from '../relay/background-service.js';
 import type { TenantDecision } from '../relay/tenant-gate.js';
 import type { RelayMetrics, TenantRate } from './prometheus-metrics.js';
@@ -138,8 +138,7 @@ export class BacklogMonitor implements BackgroundService<void> {
   private readonly rates = new WriteRateTracker();
 
   constructor(
-    private readonly pool: pg.Pool,
-    private readonly statements: OutboxStatements,
+    private readonly store: OutboxStore,
     private readonly metrics: RelayMetrics,
     private readonly options: BacklogMonitorOptions,
   ) {}
@@ -171,7 +170,7 @@ export class BacklogMonitor implements BackgroundService<void> {
     try {
       const since = this.rates.since();
       const paused = this.options.pausedTenants();
-      const stats = await readBacklogStats(this.pool, this.statements, {
+      const stats = await readBacklogStats(this.store, {
         topTenants: this.options.topTenants,
         pausedTenants: paused,
         // Never let one read outlast the interval, nor hold up a shutdown for long.

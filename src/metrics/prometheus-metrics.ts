@@ -13,7 +13,7 @@
  */
 import client from 'prom-client';
 import type { PublishFailureKind } from '../errors.js';
-import type { BacklogStats } from '../outbox/queries.js';
+import type { BacklogStats } from '../outbox/backlog-stats.js';
 import type { PublisherStatus } from '../relay/publisher.js';
 import type { BatchOutcome, RelayObserver } from '../relay/relay-observer.js';
 import type { TenantGateStatus } from '../relay/tenant-gate.js';

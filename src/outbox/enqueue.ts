@@ -7,18 +7,13 @@
  */
 import { InvalidMessageError } from '../errors.js';
 import { SCHEMA_NAME } from '../schema-name.js';
+import { type InsertedMessage, insertMessages } from './insert-statements.js';
 import {
   DEFAULT_MAX_PAYLOAD_BYTES,
   type EncodedMessage,
   encodeMessage,
   type OutboxMessage,
 } from './message.js';
-import {
-  type InsertedMessage,
-  insertMessages,
-  type OutboxStatements,
-  outboxStatements,
-} from './queries.js';
 import { toSqlExecutor } from './sql-executor.js';
 import { activeTraceHeaders } from './trace-context.js';
 
@@ -46,17 +41,6 @@ export interface EnqueueOptions {
 
 /** Most messages one `enqueue` call accepts (one INSERT statement). */
 export const MAX_MESSAGES_PER_CALL = 10_000;
-
-const statementsBySchema = new Map<string, OutboxStatements>();
-
-function statementsFor(schema: string): OutboxStatements {
-  let statements = statementsBySchema.get(schema);
-  if (!statements) {
-    statements = outboxStatements(schema);
-    statementsBySchema.set(schema, statements);
-  }
-  return statements;
-}
 
 function validateOptions(options: EnqueueOptions): {
   schema: string;
@@ -134,7 +118,7 @@ export async function enqueue(
     }
     rows.push(encodeMessage(list[index], index, encodeOptions));
   }
-  return insertMessages(db, statementsFor(schema), rows, {
+  return insertMessages(db, schema, rows, {
     notify,
     preparedStatements,
   });

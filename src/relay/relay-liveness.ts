@@ -3,7 +3,7 @@
  * the relay's id, held on a connection of its own for as long as the relay
  * lives. PostgreSQL releases it the moment that session ends — the process
  * was killed, or its connection was cut — and a claim then treats the relay's
- * tenant leases as expired (queries.ts, `open_tenants`), so its tenants fail
+ * tenant leases as expired (sql/claim.sql, `open_tenants`), so its tenants fail
  * over in about a claim, not after `OUTBOX_LEASE`.
  *
  * Fencing: a relay claims nothing unless it holds its lock (checked by the
@@ -16,12 +16,13 @@ import type pg from 'pg';
 import { Backoff, SPREAD_JITTER } from '../backoff.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import type { OutboxStatements } from '../outbox/queries.js';
+import { holdLiveness } from '../outbox/leases.js';
+import type { OutboxStore } from '../outbox/outbox-store.js';
 
 /** Options of {@link RelayLiveness}. */
 export interface RelayLivenessOptions {
-  pool: pg.Pool;
-  statements: OutboxStatements;
+  /** The outbox; the lock's connection comes from its pool. */
+  store: OutboxStore;
   relayId: string;
   logger: Logger;
   /** How often the lock's connection is checked (a `select 1`). */
@@ -70,14 +71,13 @@ export class RelayLiveness {
   }
 
   private async acquire(): Promise<boolean> {
-    const { pool, statements, relayId, logger } = this.options;
+    const { store, relayId, logger } = this.options;
     let client: pg.PoolClient | undefined;
     try {
-      client = await pool.connect();
+      client = await store.pool.connect();
       const candidate = client;
       candidate.on('error', (error: Error) => this.lost(candidate, error));
-      const { rows } = await candidate.query<{ held: boolean }>(statements.holdLiveness, [relayId]);
-      if (!rows[0]?.held) {
+      if (!(await holdLiveness(store, candidate, relayId))) {
         throw new Error(`another live session holds the liveness lock of relay ${relayId}`);
       }
       if (this.stopped) {

@@ -12,22 +12,18 @@
  * a short statement that leases rows, and settling is another.
  */
 import pLimit, { type LimitFunction } from 'p-limit';
-import type pg from 'pg';
 import { Backoff, backoffDelay, NO_JITTER, SPREAD_JITTER } from '../backoff.js';
 import { describeError, type PublishFailureKind } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { type ClaimedRow, claimBatch, fetchPayloads } from '../outbox/claim.js';
+import { releaseLeases } from '../outbox/leases.js';
+import type { OutboxStore } from '../outbox/outbox-store.js';
 import {
-  type ClaimedRow,
-  claimBatch,
   deletePublished,
-  fetchPayloads,
   markPublished,
-  type OutboxStatements,
   type PublishFailure,
   recordFailures,
-  releaseLeases,
-} from '../outbox/queries.js';
-import { type SqlExecutor, toSqlExecutor } from '../outbox/sql-executor.js';
+} from '../outbox/settle.js';
 import { ignoreProgress, type RelayProgress } from './progress-monitor.js';
 import type { OutgoingMessage, Publisher, PublishResult } from './publisher.js';
 import { RelayLiveness } from './relay-liveness.js';
@@ -62,8 +58,8 @@ export interface RelayOptions {
 
 /** What the relay works with: the database, a publisher, a tenant gate. */
 export interface RelayDeps {
-  pool: pg.Pool;
-  statements: OutboxStatements;
+  /** The outbox (its pool and schema). */
+  store: OutboxStore;
   publisher: Publisher;
   gate: TenantGate;
   logger: Logger;
@@ -132,7 +128,6 @@ function toOutgoing(row: ClaimedRow, content: Buffer): OutgoingMessage {
 /** Publishes the outbox to the broker; see the module comment. */
 export class Relay {
   readonly wake: WakeSignal;
-  private readonly db: SqlExecutor;
   private cursor = '';
   private stopping = false;
   private loopDone: Promise<void> | undefined;
@@ -155,13 +150,11 @@ export class Relay {
     private readonly deps: RelayDeps,
   ) {
     this.wake = deps.wake ?? new WakeSignal();
-    this.db = toSqlExecutor(deps.pool);
     this.observer = deps.observer ?? ignoreRelayEvents;
     this.limit = pLimit(options.batchesInFlight);
     this.progress = deps.progress ?? ignoreProgress;
     this.liveness = new RelayLiveness({
-      pool: deps.pool,
-      statements: deps.statements,
+      store: deps.store,
       relayId: options.relayId,
       logger: deps.logger,
     });
@@ -265,7 +258,7 @@ export class Relay {
    */
   async releaseAll(): Promise<void> {
     try {
-      await releaseLeases(this.db, this.deps.statements, this.options.relayId);
+      await releaseLeases(this.deps.store, this.options.relayId);
       if (this.leased.size > 0) {
         this.deps.logger.info('released tenant leases', { unconfirmed: this.leased.size });
       }
@@ -448,7 +441,7 @@ export class Relay {
       throw new Error('this relay does not hold its liveness lock; not claiming');
     }
     const started = performance.now();
-    const rows = await claimBatch(this.deps.pool, this.deps.statements, {
+    const rows = await claimBatch(this.deps.store, {
       relayId: this.options.relayId,
       cursor: this.cursor,
       maxTenants: this.options.tenantsPerClaim,
@@ -489,8 +482,7 @@ export class Relay {
     let publishStarted = 0;
     try {
       const payloads = await fetchPayloads(
-        this.deps.pool,
-        this.deps.statements,
+        this.deps.store,
         claimed.map((row) => row.id),
       );
       // A row deleted since the claim (purged by an operator) is simply gone.
@@ -583,13 +575,13 @@ export class Relay {
    * (at-least-once).
    */
   private async settle(published: string[], failures: PublishFailure[]): Promise<string[]> {
-    const { statements } = this.deps;
+    const { store } = this.deps;
     for (let attempt = 1; ; attempt++) {
       try {
-        if (this.options.retentionMs > 0) await markPublished(this.db, statements, published);
-        else await deletePublished(this.db, statements, published);
+        if (this.options.retentionMs > 0) await markPublished(store, published);
+        else await deletePublished(store, published);
         published = [];
-        return await recordFailures(this.db, statements, failures, this.options.maxAttempts);
+        return await recordFailures(store, failures, this.options.maxAttempts);
       } catch (error) {
         if (attempt >= 5) {
           this.deps.logger.error(

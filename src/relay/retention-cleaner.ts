@@ -3,9 +3,9 @@
  * ones in small batches, so clean-up never holds long locks or bloats WAL in
  * one burst.
  */
-import type pg from 'pg';
 import type { Logger } from '../log/logger.js';
-import { deleteExpired, type OutboxStatements } from '../outbox/queries.js';
+import { deleteExpired } from '../outbox/operator-queries.js';
+import type { OutboxStore } from '../outbox/outbox-store.js';
 import type { BackgroundService } from './background-service.js';
 
 const BATCH = 1000;
@@ -19,8 +19,7 @@ export class RetentionCleaner implements BackgroundService<number> {
   private running: Promise<number> | undefined;
 
   constructor(
-    private readonly pool: pg.Pool,
-    private readonly statements: OutboxStatements,
+    private readonly store: OutboxStore,
     private readonly retentionMs: number,
     private readonly intervalMs: number,
     private readonly logger: Logger,
@@ -38,7 +37,7 @@ export class RetentionCleaner implements BackgroundService<number> {
   /** Deletes expired rows in batches until none are left; returns how many. */
   async runOnce(): Promise<number> {
     try {
-      const total = await deleteExpired(this.pool, this.statements, this.retentionMs, BATCH);
+      const total = await deleteExpired(this.store, this.retentionMs, BATCH);
       if (total > 0) this.logger.debug('deleted expired published rows', { count: total });
       return total;
     } catch (error) {

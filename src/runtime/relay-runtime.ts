@@ -13,13 +13,10 @@ import { type HealthServer, startHealthServer } from '../http/health-server.js';
 import type { Logger } from '../log/logger.js';
 import { BacklogMonitor } from '../metrics/backlog-monitor.js';
 import { RelayMetrics } from '../metrics/prometheus-metrics.js';
-import {
-  outboxStatements,
-  outboxTableExists,
-  readSequence,
-  sweepLeases,
-} from '../outbox/queries.js';
-import { toSqlExecutor } from '../outbox/sql-executor.js';
+import { readSequence } from '../outbox/backlog-stats.js';
+import { claimTransaction } from '../outbox/claim.js';
+import { sweepLeases } from '../outbox/leases.js';
+import { createOutboxStore, listenStatement, outboxTableExists } from '../outbox/outbox-store.js';
 import { redactUrl } from '../redact-url.js';
 import type { BackgroundService } from '../relay/background-service.js';
 import { LeaseSweeper } from '../relay/lease-sweeper.js';
@@ -65,7 +62,6 @@ export async function openRelayRuntime(
 ): Promise<RelayRuntime> {
   const { logger } = options;
   const relayId = options.relayId ?? randomUUID();
-  const statements = outboxStatements(config.schema);
   const pool = createPool({
     url: config.databaseUrl,
     // Claims and settles of the batches in flight, the lease sweep, the
@@ -77,11 +73,14 @@ export async function openRelayRuntime(
     applicationName: `outbox-relay ${relayId}`,
     onError: (error) => logger.warn('idle database connection failed', { error }),
   });
+  const store = createOutboxStore(pool, config.schema);
+  // Reads the claim's SQL files now: a broken install fails at start, not at every claim.
+  claimTransaction(store.schema);
   let publisher: AmqpPublisher | undefined;
   try {
     await checkDatabase(pool, config.databaseUrl);
     logger.info('connected to database', { url: redactUrl(config.databaseUrl) });
-    if (!(await outboxTableExists(toSqlExecutor(pool), statements))) {
+    if (!(await outboxTableExists(store))) {
       throw new OutboxError(
         'DATABASE_UNAVAILABLE',
         `the outbox table ${config.schema}.messages does not exist: run \`outbox-relay migrate up\` first`,
@@ -150,8 +149,7 @@ export async function openRelayRuntime(
       shutdownTimeoutMs: config.shutdownTimeoutMs,
     },
     {
-      pool,
-      statements,
+      store,
       publisher: connected,
       gate,
       logger,
@@ -161,7 +159,7 @@ export async function openRelayRuntime(
     },
   );
   const backlog = metrics
-    ? new BacklogMonitor(pool, statements, metrics, {
+    ? new BacklogMonitor(store, metrics, {
         intervalMs: config.statsIntervalMs,
         topTenants: config.metricsTopTenants,
         pausedTenants: () => gate.pausedTenants(),
@@ -171,7 +169,7 @@ export async function openRelayRuntime(
     : undefined;
   let http: HealthServer | undefined;
   const watcher = new SequenceWatcher(
-    () => readSequence(pool, statements),
+    () => readSequence(store),
     wake,
     config.wakeIntervalMs,
     logger,
@@ -179,15 +177,14 @@ export async function openRelayRuntime(
   const listener = config.listen
     ? new NotifyListener({
         url: config.databaseUrl,
-        listen: statements.listen,
+        listen: listenStatement(store),
         connectTimeoutMs: config.connectTimeoutMs,
         onNotify: () => wake.ring(),
         logger,
       })
     : undefined;
-  const cleaner = new RetentionCleaner(pool, statements, config.retentionMs, 60_000, logger);
-  const executor = toSqlExecutor(pool);
-  const sweeper = new LeaseSweeper(() => sweepLeases(executor, statements), config.leaseMs, logger);
+  const cleaner = new RetentionCleaner(store, config.retentionMs, 60_000, logger);
+  const sweeper = new LeaseSweeper(() => sweepLeases(store), config.leaseMs, logger);
   // Started in this order, after the HTTP endpoint and before the relay loop;
   // the backlog monitor only when metrics are served.
   const services: BackgroundService[] = [backlog, watcher, listener, cleaner, sweeper].filter(

@@ -5,14 +5,17 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { migrateUp } from '../../src/migrator/migrator.js';
-import { type OutboxStatements, outboxStatements } from '../../src/outbox/queries.js';
+import { holdLiveness as takeLivenessLock } from '../../src/outbox/leases.js';
+import { createOutboxStore, type OutboxStore } from '../../src/outbox/outbox-store.js';
+import { dead, pending } from '../../src/outbox/row-state.js';
 
 /** A migrated outbox schema and a pool on it. */
 export interface TestDatabase {
   url: string;
   schema: string;
   pool: pg.Pool;
-  statements: OutboxStatements;
+  /** The outbox store on `pool`. */
+  store: OutboxStore;
   /** Rows of the outbox table by state, and live tenant leases. */
   counts(): Promise<{ pending: number; leased: number; published: number; dead: number }>;
   drop(): Promise<void>;
@@ -30,12 +33,12 @@ export async function createTestDatabase(prefix: string): Promise<TestDatabase> 
   const pool = new pg.Pool({ connectionString: url, max: 8 });
   pool.on('error', () => undefined);
   await migrateUp(pool, schema);
-  const statements = outboxStatements(schema);
+  const store = createOutboxStore(pool, schema);
   return {
     url,
     schema,
     pool,
-    statements,
+    store,
     async counts() {
       const { rows } = await pool.query<{
         pending: number;
@@ -44,10 +47,10 @@ export async function createTestDatabase(prefix: string): Promise<TestDatabase> 
         dead: number;
       }>(
         `select
-           count(*) filter (where published_at is null and dead_at is null)::int as pending,
+           count(*) filter (where ${pending()})::int as pending,
            (select count(*) from "${schema}".tenant_leases where leased_until > now())::int as leased,
            count(*) filter (where published_at is not null)::int as published,
-           count(*) filter (where dead_at is not null)::int as dead
+           count(*) filter (where ${dead()})::int as dead
          from "${schema}".messages`,
       );
       return rows[0] as { pending: number; leased: number; published: number; dead: number };
@@ -70,7 +73,7 @@ export async function holdLiveness(
   const client = new pg.Client({ connectionString: db.url });
   client.on('error', () => undefined);
   await client.connect();
-  const { rows } = await client.query(db.statements.holdLiveness, [relayId]);
-  if (!rows[0]?.held) throw new Error(`liveness lock of ${relayId} already held`);
+  if (!(await takeLivenessLock(db.store, client, relayId)))
+    throw new Error(`liveness lock of ${relayId} already held`);
   return { release: () => client.end() };
 }

@@ -58,8 +58,7 @@ export async function createTestRelay(
       shutdownTimeoutMs: options.shutdownTimeoutMs ?? 5000,
     },
     {
-      pool: db.pool,
-      statements: db.statements,
+      store: db.store,
       publisher,
       gate: options.gate ?? allowAllTenants(),
       logger: silentLogger,

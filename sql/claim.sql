@@ -83,8 +83,11 @@ with recursive
       -- cursor past it would skip it.
       where m.tenant_id >= t.tenant_id and m.tenant_id <= t.tenant_id
         and m.published_at is null and m.dead_at is null
-        -- This relay's rows in flight, checked on the index entry against a
-        -- hash of them. Not '<> all (in_flight)': the claim is a named
+        -- This relay's rows in flight, checked against a hash of them. A
+        -- plain index scan checks it on the row, after fetching it from the
+        -- heap (EXPLAIN: "Filter: (NOT (hashed SubPlan …))"), so each row in
+        -- flight in a tenant's window costs a heap fetch per claim: the price
+        -- of never resuming after an id. Not '<> all (in_flight)': the claim is a named
         -- statement, and in the generic plan PostgreSQL uses after five runs
         -- that compares each row with every id in flight, one by one (46 µs
         -- of server CPU per claimed row against 22, measured at 1M rows).

@@ -137,7 +137,13 @@ export class Relay {
   private cursor = '';
   private stopping = false;
   private loopDone: Promise<void> | undefined;
-  private readonly leased = new Set<string>();
+  /**
+   * Ids of the rows this relay claimed whose batch has not ended. Only this
+   * process knows them (a claim writes nothing to a row: it leases the
+   * tenant, in tenant_leases); the next claim skips them, so a row is never in
+   * two batches of one relay.
+   */
+  private readonly inFlightIds = new Set<string>();
   /** Bounds the batches in flight (claimed, not yet settled); its counts say how many there are. */
   private readonly limit: LimitFunction;
   /** Rung whenever a batch ends, for a loop waiting for a free slot and for stop(). */
@@ -171,7 +177,7 @@ export class Relay {
 
   /** Rows claimed by this relay whose batch has not ended yet. */
   inFlight(): number {
-    return this.leased.size;
+    return this.inFlightIds.size;
   }
 
   /** Set while the loop's claims fail, from the first failure in a row; undefined once one succeeds. */
@@ -254,7 +260,7 @@ export class Relay {
     const batchesFinished = await this.batchesDone(deadline);
     if (!loopFinished || !batchesFinished) {
       this.deps.logger.warn('shutdown timeout: releasing leases of unconfirmed messages', {
-        unconfirmed: this.leased.size,
+        unconfirmed: this.inFlightIds.size,
       });
     }
     await this.releaseAll();
@@ -268,14 +274,14 @@ export class Relay {
   async releaseAll(): Promise<void> {
     try {
       await releaseLeases(this.db, this.deps.statements, this.options.relayId);
-      if (this.leased.size > 0) {
-        this.deps.logger.info('released tenant leases', { unconfirmed: this.leased.size });
+      if (this.inFlightIds.size > 0) {
+        this.deps.logger.info('released tenant leases', { unconfirmed: this.inFlightIds.size });
       }
-      this.leased.clear();
+      this.inFlightIds.clear();
     } catch (error) {
       this.deps.logger.error('cannot release tenant leases; they expire on their own', {
         error,
-        unconfirmed: this.leased.size,
+        unconfirmed: this.inFlightIds.size,
       });
     }
   }
@@ -454,9 +460,9 @@ export class Relay {
     return blocked.length === 0 ? paused : [...new Set([...paused, ...blocked])];
   }
 
-  /** Forgets the leases of rows whose batch has ended, however it ended. */
+  /** Takes rows whose batch has ended, however it ended, out of the in-flight set. */
   private landed(rows: readonly ClaimedRow[]): void {
-    for (const row of rows) this.leased.delete(row.id);
+    for (const row of rows) this.inFlightIds.delete(row.id);
   }
 
   private async claim(): Promise<ClaimedRow[]> {
@@ -472,10 +478,10 @@ export class Relay {
       batchSize: this.options.batchSize,
       leaseMs: this.options.leaseMs,
       pausedTenants: this.skippedTenants(),
-      inFlight: [...this.leased],
+      inFlight: [...this.inFlightIds],
     });
     this.observer.claimed(rows.length, performance.now() - started);
-    for (const row of rows) this.leased.add(row.id);
+    for (const row of rows) this.inFlightIds.add(row.id);
     // Next claim starts after the last tenant served: tenants take turns.
     this.cursor = rows[0]?.next_cursor ?? '';
     return rows;

@@ -30,6 +30,7 @@ import {
 } from '../outbox/queries.js';
 import { type SqlExecutor, toSqlExecutor } from '../outbox/sql-executor.js';
 import { ignoreProgress, type RelayProgress } from './progress-monitor.js';
+import { PublishOrder, type PublishTurn } from './publish-order.js';
 import type { OutgoingMessage, Publisher, PublishResult } from './publisher.js';
 import { RelayLiveness } from './relay-liveness.js';
 import { ignoreRelayEvents, type RelayObserver } from './relay-observer.js';
@@ -108,12 +109,6 @@ function addResults(a: PassResult, b: PassResult): PassResult {
   };
 }
 
-/** A batch's place in the publish order: wait for `ready`, enqueue, then call `done`. */
-interface PublishTurn {
-  ready: Promise<void>;
-  done: () => void;
-}
-
 function toOutgoing(row: ClaimedRow, content: Buffer): OutgoingMessage {
   return {
     id: row.id,
@@ -150,7 +145,8 @@ export class Relay {
   private readonly batchEnded = new WakeSignal();
   private totals: PassResult = { ...EMPTY };
   private interruptSleep: (() => void) | undefined;
-  private lastTurn: Promise<void> = Promise.resolve();
+  /** Batches hand their messages to the publisher in claim order. */
+  private readonly order = new PublishOrder();
   private lastSweep = 0;
   private readonly throttle = new TenantThrottle();
   private readonly observer: RelayObserver;
@@ -200,21 +196,7 @@ export class Relay {
     const claimedAt = Date.now();
     const rows = await this.claim();
     if (rows.length === 0) return { ...EMPTY };
-    return this.publishAndSettle(rows, this.takePublishTurn(), claimedAt);
-  }
-
-  /**
-   * Reserves the next place in the publish order. Called right after each
-   * claim, so batches reach the publisher in claim order even though each
-   * fetches its payloads concurrently with the others.
-   */
-  private takePublishTurn(): PublishTurn {
-    const ready = this.lastTurn;
-    let done: () => void = () => undefined;
-    this.lastTurn = new Promise<void>((resolve) => {
-      done = resolve;
-    });
-    return { ready, done };
+    return this.publishAndSettle(rows, this.order.takeTurn(), claimedAt);
   }
 
   /**
@@ -406,7 +388,7 @@ export class Relay {
         continue;
       }
       progress.beat('claimed');
-      const turn = this.takePublishTurn();
+      const turn = this.order.takeTurn();
       void this.limit(() => this.publishAndSettle(rows, turn, claimedAt))
         .catch((error: unknown) => {
           // The outcome could not be recorded: the rows are still pending, and

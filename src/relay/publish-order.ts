@@ -23,16 +23,19 @@ export interface PublishTurn {
 
 /** A chain of turns, one per batch, in the order they were taken. */
 export class PublishOrder {
-  /** Resolves when the most recently taken turn is done. */
+  /** Resolves when the most recently taken turn, and every one before it, is done. */
   private last: Promise<void> = Promise.resolve();
 
-  /** Takes the next turn: it is ready once the turn taken before it is done. */
+  /** Takes the next turn: it is ready once every turn taken before it is done. */
   takeTurn(): PublishTurn {
     const ready = this.last;
     let done: () => void = () => undefined;
-    this.last = new Promise<void>((resolve) => {
+    const ended = new Promise<void>((resolve) => {
       done = resolve;
     });
+    // A batch that fails before its turn comes (its payload fetch) calls
+    // done() early; the next turn must still wait for the earlier ones.
+    this.last = ready.then(() => ended);
     return { ready, done };
   }
 }

@@ -70,4 +70,16 @@ describe('the publish order', () => {
     await expect(failed).rejects.toThrow('cannot fetch payloads');
     expect(await isResolved(next.ready)).toBe(true);
   });
+
+  it('keeps a turn waiting for earlier ones when the turn between is done early', async () => {
+    // The middle batch failed to fetch its payloads, before its own turn came.
+    const order = new PublishOrder();
+    const first = order.takeTurn();
+    const middle = order.takeTurn();
+    const last = order.takeTurn();
+    middle.done();
+    expect(await isResolved(last.ready)).toBe(false);
+    first.done();
+    expect(await isResolved(last.ready)).toBe(true);
+  });
 });

@@ -172,8 +172,7 @@ function outboxStep(mode: FloorMode): (client: pg.Client, k: number) => Promise<
       });
   }
   const table = tableName(mode === 'floor + returning' ? 'floor' : mode);
-  const returning =
-    mode === 'floor + returning' ? ' returning id::text as id' : '';
+  const returning = mode === 'floor + returning' ? ' returning id::text as id' : '';
   const text = `insert into ${table} (${COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)${returning}`;
   return (client, k) => client.query(text, floorValues(k));
 }

@@ -4,43 +4,44 @@
  *
  * One pass (`runOnce`) is claim → gate check → publish → settle. The loop
  * (`start`) overlaps passes: while one batch waits for confirms, the next is
- * claimed, up to `batchesInFlight` batches. Claims happen one at a time and a
- * batch's messages are handed to the publisher before the next claim, so rows
- * of one ordering key reach the broker in id order.
+ * claimed, up to `batchesInFlight` batches. Claims happen one at a time and
+ * each batch takes its publish turn as soon as it is claimed, so rows of one
+ * ordering key reach the broker in id order.
  *
  * No transaction or row lock is held while waiting on the broker: the claim is
- * a short statement that leases rows, and settling is another.
+ * a short statement that leases tenants, and settling is another.
+ *
+ * This file is the public class and its wiring; each job has a file:
+ * - `claim-loop.ts`: when to claim (flags closed, broker not ready, slots
+ *   full, claim failures, caught up), each wait with its backoff;
+ * - `batch-claimer.ts`: what a claim asks for (cursor, skipped tenants, rows
+ *   in flight) behind the liveness lock;
+ * - `batch-pipeline.ts`: one batch, payloads → turn → gate → fencing →
+ *   publish → settle → result;
+ * - `batch-settler.ts`: recording a batch's outcome, retried;
+ * - `publish-order.ts`: the turns that keep batches in claim order;
+ * - `batches-in-flight.ts`: how many batches overlap, and waiting for them.
  */
-import pLimit, { type LimitFunction } from 'p-limit';
-import { Backoff, backoffDelay, NO_JITTER, SPREAD_JITTER } from '../backoff.js';
-import { describeError, type PublishFailureKind } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { type ClaimedRow, claimBatch, fetchPayloads } from '../outbox/claim.js';
+import type { ClaimedRow } from '../outbox/claim.js';
 import { releaseLeases } from '../outbox/leases.js';
 import type { OutboxStore } from '../outbox/outbox-store.js';
-import {
-  deletePublished,
-  markPublished,
-  type PublishFailure,
-  recordFailures,
-} from '../outbox/settle.js';
+import { BatchClaimer } from './batch-claimer.js';
+import { BatchPipeline, type PassResult } from './batch-pipeline.js';
+import { BatchSettler } from './batch-settler.js';
+import { BatchesInFlight } from './batches-in-flight.js';
+import { type ClaimFailure, ClaimLoop } from './claim-loop.js';
 import { ignoreProgress, type RelayProgress } from './progress-monitor.js';
-import type { OutgoingMessage, Publisher, PublishResult } from './publisher.js';
+import { PublishOrder, type PublishTurn } from './publish-order.js';
+import type { Publisher } from './publisher.js';
 import { RelayLiveness } from './relay-liveness.js';
 import { ignoreRelayEvents, type RelayObserver } from './relay-observer.js';
 import type { TenantGate } from './tenant-gate.js';
 import { TenantThrottle } from './tenant-throttle.js';
 import { WakeSignal } from './wake-signal.js';
 
-/** While the publisher is not ready: 50 ms doubling to 2 s. */
-const BROKER_WAIT = { firstMs: 50, maxMs: 2000, jitter: NO_JITTER } as const;
-/**
- * After a failed claim: 200 ms doubling to 10 s, jittered, since every relay's
- * claims fail together when the shared database does.
- */
-const CLAIM_RETRY = { firstMs: 200, maxMs: 10_000, jitter: SPREAD_JITTER } as const;
-/** Between the (at most five) attempts to record a batch's outcome: 200 ms doubling, jittered. */
-const SETTLE_RETRY = { firstMs: 200, maxMs: 1600, jitter: SPREAD_JITTER } as const;
+export type { PassResult } from './batch-pipeline.js';
+export type { ClaimFailure } from './claim-loop.js';
 
 /** Tuning of one relay; see docs/configuration.md. */
 export interface RelayOptions {
@@ -71,27 +72,7 @@ export interface RelayDeps {
   progress?: RelayProgress;
 }
 
-/** What one pass (or several) did. */
-export interface PassResult {
-  claimed: number;
-  published: number;
-  /** Claimed rows left pending unpublished because their tenant is paused. */
-  held: number;
-  failed: number;
-  dead: number;
-}
-
-/** Claims failing in a row: since when (epoch ms), how many, the last error. */
-export interface ClaimFailure {
-  since: number;
-  count: number;
-  error: string;
-}
-
 const EMPTY: PassResult = { claimed: 0, published: 0, held: 0, failed: 0, dead: 0 };
-
-/** Rows read per tenant at least, even when many tenants share a claim. */
-const MIN_ROWS_PER_TENANT = 10;
 
 function addResults(a: PassResult, b: PassResult): PassResult {
   return {
@@ -103,71 +84,101 @@ function addResults(a: PassResult, b: PassResult): PassResult {
   };
 }
 
-/** A batch's place in the publish order: wait for `ready`, enqueue, then call `done`. */
-interface PublishTurn {
-  ready: Promise<void>;
-  done: () => void;
-}
-
-function toOutgoing(row: ClaimedRow, content: Buffer): OutgoingMessage {
-  return {
-    id: row.id,
-    messageId: row.message_id,
-    tenantId: row.tenant_id,
-    orderingScope: row.ordering_key ?? row.tenant_id,
-    exchange: row.exchange,
-    routingKey: row.routing_key,
-    content,
-    contentType: row.content_type,
-    type: row.message_type ?? undefined,
-    timestamp: Math.floor(row.created_ms / 1000),
-    headers: { ...row.headers, 'x-tenant-id': row.tenant_id },
-  };
+/** Resolves true if `promise` settles before `deadline`, false otherwise. */
+async function within(promise: Promise<unknown>, deadline: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const result = await Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+    }),
+  ]);
+  clearTimeout(timer);
+  return result;
 }
 
 /** Publishes the outbox to the broker; see the module comment. */
 export class Relay {
   readonly wake: WakeSignal;
-  private cursor = '';
-  private stopping = false;
   private loopDone: Promise<void> | undefined;
-  private readonly leased = new Set<string>();
-  /** Bounds the batches in flight (claimed, not yet settled); its counts say how many there are. */
-  private readonly limit: LimitFunction;
-  /** Rung whenever a batch ends, for a loop waiting for a free slot and for stop(). */
-  private readonly batchEnded = new WakeSignal();
+  /**
+   * Ids of the rows this relay claimed whose batch has not ended. Only this
+   * process knows them (a claim writes nothing to a row: it leases the
+   * tenant, in tenant_leases); the next claim skips them, so a row is never in
+   * two batches of one relay. The claimer adds them, the pipeline takes them
+   * out when their batch ends.
+   */
+  private readonly inFlightIds = new Set<string>();
+  /** Batches hand their messages to the publisher in claim order. */
+  private readonly order = new PublishOrder();
+  private readonly batches: BatchesInFlight;
   private totals: PassResult = { ...EMPTY };
-  private interruptSleep: (() => void) | undefined;
-  private lastTurn: Promise<void> = Promise.resolve();
   private readonly throttle = new TenantThrottle();
-  private readonly observer: RelayObserver;
-  private claimFailure: ClaimFailure | undefined;
   private readonly liveness: RelayLiveness;
   private readonly progress: RelayProgress;
+  private readonly claimer: BatchClaimer;
+  private readonly pipeline: BatchPipeline;
+  private readonly loop: ClaimLoop;
 
   constructor(
     private readonly options: RelayOptions,
     private readonly deps: RelayDeps,
   ) {
     this.wake = deps.wake ?? new WakeSignal();
-    this.observer = deps.observer ?? ignoreRelayEvents;
-    this.limit = pLimit(options.batchesInFlight);
+    const observer = deps.observer ?? ignoreRelayEvents;
+    this.batches = new BatchesInFlight(options.batchesInFlight);
     this.progress = deps.progress ?? ignoreProgress;
     this.liveness = new RelayLiveness({
       store: deps.store,
       relayId: options.relayId,
       logger: deps.logger,
     });
+    const { store, publisher, gate, logger } = deps;
+    const { throttle, liveness, inFlightIds } = this;
+    this.claimer = new BatchClaimer(options, {
+      store,
+      gate,
+      throttle,
+      liveness,
+      observer,
+      inFlightIds,
+    });
+    const settler = new BatchSettler(options, { store, logger });
+    this.pipeline = new BatchPipeline(options, {
+      store,
+      publisher,
+      gate,
+      throttle,
+      liveness,
+      settler,
+      observer,
+      logger,
+      inFlightIds,
+    });
+    this.loop = new ClaimLoop(options, {
+      publisher,
+      gate,
+      logger,
+      wake: this.wake,
+      progress: this.progress,
+      throttle,
+      batches: this.batches,
+      claim: () => this.claimer.claim(),
+      startBatch: (rows, claimedAt) => this.startBatch(rows, claimedAt),
+    });
   }
 
   /** Rows claimed by this relay whose batch has not ended yet. */
   inFlight(): number {
-    return this.leased.size;
+    return this.inFlightIds.size;
   }
 
   /** Set while the loop's claims fail, from the first failure in a row; undefined once one succeeds. */
   claimFailing(): ClaimFailure | undefined {
-    return this.claimFailure;
+    return this.loop.claimFailing();
   }
 
   /** Tenants currently out of rate budget (the rate-limit flag). */
@@ -183,23 +194,9 @@ export class Relay {
   /** One pass: claim a batch, publish it, settle it. Returns what it did. */
   async runOnce(): Promise<PassResult> {
     const claimedAt = Date.now();
-    const rows = await this.claim();
+    const rows = await this.claimer.claim();
     if (rows.length === 0) return { ...EMPTY };
-    return this.publishAndSettle(rows, this.takePublishTurn(), claimedAt);
-  }
-
-  /**
-   * Reserves the next place in the publish order. Called right after each
-   * claim, so batches reach the publisher in claim order even though each
-   * fetches its payloads concurrently with the others.
-   */
-  private takePublishTurn(): PublishTurn {
-    const ready = this.lastTurn;
-    let done: () => void = () => undefined;
-    this.lastTurn = new Promise<void>((resolve) => {
-      done = resolve;
-    });
-    return { ready, done };
+    return this.runBatch(rows, this.order.takeTurn(), claimedAt);
   }
 
   /**
@@ -219,9 +216,8 @@ export class Relay {
   /** Starts the loop in the background; `stop()` ends it. */
   start(): void {
     if (this.loopDone) return;
-    this.stopping = false;
     const progress = this.progress;
-    this.loopDone = this.loop().catch((error: unknown) => {
+    this.loopDone = this.loop.run().catch((error: unknown) => {
       // /healthz turns 503, and the process-level handler ends the process
       // (bounded shutdown, exit 1) so that the orchestrator restarts it.
       progress.ended(error);
@@ -235,17 +231,15 @@ export class Relay {
    * close the publisher or the pool. Also ends a relay that only ran passes.
    */
   async stop(): Promise<void> {
-    this.stopping = true;
-    this.interruptSleep?.();
-    this.wake.ring();
+    this.loop.stop();
     // One deadline for everything: the loop's last claim and the batches in flight.
     const deadline = Date.now() + this.options.shutdownTimeoutMs;
-    const loopFinished = await this.within(this.loopDone ?? Promise.resolve(), deadline);
+    const loopFinished = await within(this.loopDone ?? Promise.resolve(), deadline);
     if (loopFinished) this.loopDone = undefined;
-    const batchesFinished = await this.batchesDone(deadline);
+    const batchesFinished = await this.batches.allEnded(deadline);
     if (!loopFinished || !batchesFinished) {
       this.deps.logger.warn('shutdown timeout: releasing leases of unconfirmed messages', {
-        unconfirmed: this.leased.size,
+        unconfirmed: this.inFlightIds.size,
       });
     }
     await this.releaseAll();
@@ -259,341 +253,41 @@ export class Relay {
   async releaseAll(): Promise<void> {
     try {
       await releaseLeases(this.deps.store, this.options.relayId);
-      if (this.leased.size > 0) {
-        this.deps.logger.info('released tenant leases', { unconfirmed: this.leased.size });
+      if (this.inFlightIds.size > 0) {
+        this.deps.logger.info('released tenant leases', { unconfirmed: this.inFlightIds.size });
       }
-      this.leased.clear();
+      this.inFlightIds.clear();
     } catch (error) {
       this.deps.logger.error('cannot release tenant leases; they expire on their own', {
         error,
-        unconfirmed: this.leased.size,
+        unconfirmed: this.inFlightIds.size,
       });
     }
   }
 
-  /** How long to sleep when caught up: until the full poll, or a throttled tenant's next token. */
-  private idleWaitMs(): number {
-    return Math.min(
-      this.options.pollIntervalMs,
-      this.throttle.nextTokenInMs() ?? Number.POSITIVE_INFINITY,
+  /** The loop's way to run a claimed batch: in a slot, in the background, in claim order. */
+  private startBatch(rows: ClaimedRow[], claimedAt: number): void {
+    const turn = this.order.takeTurn();
+    this.batches.start(
+      () => this.runBatch(rows, turn, claimedAt),
+      (error: unknown) => {
+        // The outcome could not be recorded: the rows are still pending, and
+        // once out of the in-flight set this relay (which still holds the
+        // tenant) claims them again — published again, at least once.
+        this.pipeline.landed(rows);
+        this.deps.logger.error('batch failed', { error });
+      },
     );
   }
 
-  /** Batches claimed and not yet ended (running or waiting for a slot). */
-  private batchesInFlight(): number {
-    return this.limit.activeCount + this.limit.pendingCount;
-  }
-
-  /** Resolves true once no batch is in flight, false if `deadline` comes first. */
-  private async batchesDone(deadline: number): Promise<boolean> {
-    while (this.batchesInFlight() > 0) {
-      const left = deadline - Date.now();
-      if (left <= 0) return false;
-      await this.batchEnded.wait(left);
-    }
-    return true;
-  }
-
-  /** Resolves true if `promise` settles before `deadline`, false otherwise. */
-  private async within(promise: Promise<unknown>, deadline: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const result = await Promise.race([
-      promise.then(
-        () => true,
-        () => true,
-      ),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
-      }),
-    ]);
-    clearTimeout(timer);
-    return result;
-  }
-
-  /** Sleeps `ms`, but wakes at once when the relay stops (not on hints). */
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.interruptSleep = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.interruptSleep = done;
-    });
-  }
-
-  private async loop(): Promise<void> {
-    const progress = this.progress;
-    // A local poll of publisher.isReady() (the publisher reconnects with its
-    // own jittered backoff), so no server sees these: no jitter.
-    const brokerWait = new Backoff(BROKER_WAIT);
-    let gateClosed = false;
-    while (!this.stopping) {
-      if (this.deps.gate.closed()) {
-        // The flag source is down and configured to fail closed: hold everything
-        // (a flag change, such as the source coming back, rings the wake signal).
-        if (!gateClosed)
-          this.deps.logger.warn('tenant flags unavailable and failing closed: claiming paused');
-        gateClosed = true;
-        await progress.waiting('flags-closed', this.wake.wait(500));
-        continue;
-      }
-      if (gateClosed) this.deps.logger.info('tenant flags available again: claiming resumed');
-      gateClosed = false;
-      if (!this.deps.publisher.isReady()) {
-        // Never claim what cannot be published: wait for the publisher to
-        // reconnect (or the broker to unblock). Rows stay pending meanwhile.
-        if (brokerWait.failures === 0)
-          this.deps.logger.warn('broker not ready; claiming paused until it is');
-        await progress.waiting('broker-not-ready', this.sleep(brokerWait.next()));
-        continue;
-      }
-      if (brokerWait.failures > 0) this.deps.logger.info('broker ready again; claiming resumed');
-      brokerWait.reset();
-      if (this.batchesInFlight() >= this.options.batchesInFlight) {
-        await this.batchEnded.wait(1000);
-        continue;
-      }
-      let rows: ClaimedRow[];
-      const claimedAt = Date.now();
-      try {
-        rows = await this.claim();
-        this.claimFailure = undefined;
-      } catch (error) {
-        const count = (this.claimFailure?.count ?? 0) + 1;
-        this.claimFailure = {
-          since: this.claimFailure?.since ?? Date.now(),
-          count,
-          error: describeError(error),
-        };
-        const delay = backoffDelay(CLAIM_RETRY, count);
-        this.deps.logger.error('claim failed; retrying', { error, retryInMs: Math.round(delay) });
-        await progress.waiting('claim-failed', this.wake.wait(delay));
-        continue;
-      }
-      if (rows.length === 0) {
-        await progress.waiting('caught-up', this.wake.wait(this.idleWaitMs()));
-        continue;
-      }
-      progress.beat('claimed');
-      const turn = this.takePublishTurn();
-      void this.limit(() => this.publishAndSettle(rows, turn, claimedAt))
-        .catch((error: unknown) => {
-          // The outcome could not be recorded: the rows are still pending, and
-          // once out of the in-flight set this relay (which still holds the
-          // tenant) claims them again — published again, at least once.
-          this.landed(rows);
-          this.deps.logger.error('batch failed', { error });
-        })
-        .finally(() => this.batchEnded.ring());
-      if (rows.length < this.options.batchSize && !rows[0]?.more) {
-        // Caught up: sleep until a hint arrives, a throttled tenant earns a
-        // token, or the full poll is due.
-        await progress.waiting('caught-up', this.wake.wait(this.idleWaitMs()));
-      }
-    }
-  }
-
-  /** Splits a batch (in id order) into rows to publish now and rows to hold. */
-  private async applyGate(
+  /** One batch through the pipeline, counted in the totals. */
+  private async runBatch(
     rows: readonly ClaimedRow[],
-  ): Promise<{ held: ClaimedRow[]; toPublish: ClaimedRow[] }> {
-    const perTenant = new Map<string, number>();
-    for (const row of rows) perTenant.set(row.tenant_id, (perTenant.get(row.tenant_id) ?? 0) + 1);
-    const decisions = await this.deps.gate.decide([...perTenant.keys()]);
-    const budget = new Map<string, number>();
-    for (const [tenant, count] of perTenant) {
-      const decision = decisions.get(tenant);
-      budget.set(
-        tenant,
-        decision?.paused ? 0 : this.throttle.take(tenant, decision?.ratePerSecond, count),
-      );
-    }
-    const held: ClaimedRow[] = [];
-    const toPublish: ClaimedRow[] = [];
-    for (const row of rows) {
-      const left = budget.get(row.tenant_id) ?? 0;
-      if (left > 0) {
-        budget.set(row.tenant_id, left - 1);
-        toPublish.push(row);
-      } else {
-        held.push(row);
-      }
-    }
-    return { held, toPublish };
-  }
-
-  /** Tenants the next claim must skip: paused, or throttled with no token left. */
-  private skippedTenants(): readonly string[] {
-    const blocked = this.throttle.blocked();
-    const paused = this.deps.gate.pausedTenants();
-    return blocked.length === 0 ? paused : [...new Set([...paused, ...blocked])];
-  }
-
-  /** Forgets the leases of rows whose batch has ended, however it ended. */
-  private landed(rows: readonly ClaimedRow[]): void {
-    for (const row of rows) this.leased.delete(row.id);
-  }
-
-  private async claim(): Promise<ClaimedRow[]> {
-    if (!(await this.liveness.ensure())) {
-      throw new Error('this relay does not hold its liveness lock; not claiming');
-    }
-    const started = performance.now();
-    const rows = await claimBatch(this.deps.store, {
-      relayId: this.options.relayId,
-      cursor: this.cursor,
-      maxTenants: this.options.tenantsPerClaim,
-      minRowsPerTenant: MIN_ROWS_PER_TENANT,
-      batchSize: this.options.batchSize,
-      leaseMs: this.options.leaseMs,
-      pausedTenants: this.skippedTenants(),
-      inFlight: [...this.leased],
-    });
-    this.observer.claimed(rows.length, performance.now() - started);
-    for (const row of rows) this.leased.add(row.id);
-    // Next claim starts after the last tenant served: tenants take turns.
-    this.cursor = rows[0]?.next_cursor ?? '';
-    return rows;
-  }
-
-  /**
-   * Fencing: whether this relay may still publish what it claimed at
-   * `claimedAt`. Not once it knows its liveness lock lost (its tenants may
-   * have failed over already), nor past the lease that claim took (after a
-   * stall, another relay may hold the tenants).
-   */
-  private mayPublish(claimedAt: number): string | undefined {
-    if (!this.liveness.held()) return 'the liveness lock is lost';
-    if (Date.now() >= claimedAt + this.options.leaseMs) return 'the claim lease has expired';
-    return undefined;
-  }
-
-  private async publishAndSettle(
-    claimed: readonly ClaimedRow[],
     turn: PublishTurn,
     claimedAt: number,
   ): Promise<PassResult> {
-    let rows: readonly ClaimedRow[] = claimed;
-    let held: ClaimedRow[] = [];
-    let toPublish: readonly ClaimedRow[] = [];
-    let sent: Promise<PublishResult[]>;
-    let publishStarted = 0;
-    try {
-      const payloads = await fetchPayloads(
-        this.deps.store,
-        claimed.map((row) => row.id),
-      );
-      // A row deleted since the claim (purged by an operator) is simply gone.
-      rows = claimed.filter((row) => payloads.has(row.id));
-      await turn.ready;
-      // Ask the gate right before publishing, per distinct tenant: a flip
-      // takes effect within one batch. Paused tenants' rows are held; a
-      // throttled tenant publishes its oldest rows up to its budget.
-      ({ held, toPublish } = await this.applyGate(rows));
-      const fenced = this.mayPublish(claimedAt);
-      if (fenced !== undefined && toPublish.length > 0) {
-        // Left pending: whoever holds the tenants now publishes them.
-        this.deps.logger.warn('not publishing a claimed batch: fenced', {
-          reason: fenced,
-          rows: toPublish.length,
-        });
-        held = [...held, ...toPublish];
-        toPublish = [];
-      }
-
-      // publish() enqueues synchronously; only then may the next batch enqueue.
-      publishStarted = performance.now();
-      sent = this.deps.publisher.publish(
-        toPublish.map((row) => toOutgoing(row, payloads.get(row.id) as Buffer)),
-      );
-    } finally {
-      turn.done();
-    }
-    const results = await sent;
-    const publishMs = performance.now() - publishStarted;
-
-    const published: string[] = [];
-    const publishedCreatedAt: Date[] = [];
-    const failures: PublishFailure[] = [];
-    const failureKinds: PublishFailureKind[] = [];
-    results.forEach((result, i) => {
-      const row = toPublish[i] as ClaimedRow;
-      if (result.ok) {
-        published.push(row.id);
-        publishedCreatedAt.push(new Date(row.created_ms));
-      } else {
-        failureKinds.push(result.error.kind);
-        failures.push({
-          id: row.id,
-          error: result.error.message,
-          countsAsAttempt: result.error.countsAsAttempt,
-          permanent: result.error.permanent,
-        });
-      }
-    });
-    // Held rows need no write: they are pending as they were, and leave this
-    // relay's in-flight set below, so the next claim may take them again.
-    let dead: string[] = [];
-    try {
-      dead = await this.settle(published, failures);
-    } finally {
-      // What the broker said counts even if recording it failed (the rows are
-      // then published again, and counted again: at least once).
-      this.observer.batchSettled({
-        publishMs,
-        publishedCreatedAt,
-        failures: failureKinds,
-        dead: dead.length,
-        held: held.length,
-      });
-    }
-    this.landed(claimed);
-    const counted = failures.filter((f) => f.countsAsAttempt);
-    if (counted.length > 0) {
-      this.deps.logger.warn('messages failed to publish; will retry with backoff', {
-        count: counted.length,
-        dead: dead.length,
-        firstError: counted[0]?.error,
-      });
-    }
-    const result: PassResult = {
-      claimed: rows.length,
-      published: published.length,
-      held: held.length,
-      failed: failures.length,
-      dead: dead.length,
-    };
+    const result = await this.pipeline.run(rows, turn, claimedAt);
     this.totals = addResults(this.totals, result);
     return result;
-  }
-
-  /**
-   * Records the outcome of a batch. Retried a few times: if it never lands,
-   * the rows are still pending and are claimed and published again
-   * (at-least-once).
-   */
-  private async settle(published: string[], failures: PublishFailure[]): Promise<string[]> {
-    const { store } = this.deps;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        if (this.options.retentionMs > 0) await markPublished(store, published);
-        else await deletePublished(store, published);
-        published = [];
-        return await recordFailures(store, failures, this.options.maxAttempts);
-      } catch (error) {
-        if (attempt >= 5) {
-          this.deps.logger.error(
-            'cannot record publish results; the rows will be published again',
-            {
-              error: describeError(error),
-            },
-          );
-          throw error;
-        }
-        await new Promise((resolve) => setTimeout(resolve, backoffDelay(SETTLE_RETRY, attempt)));
-      }
-    }
   }
 }

@@ -1,15 +1,15 @@
 /**
- * One claimed batch, from claim to settled: fetch its payloads → wait for its
- * publish turn → ask the tenant gate → check the fencing → publish → settle →
- * report. The claim returns no payloads, so fetching them here lets batches
- * overlap: a batch fetches while the one before it publishes.
+ * One claimed batch, from claim to settled: wait for its publish turn → ask
+ * the tenant gate → check the fencing → publish → settle → report. The claim
+ * returned the rows with their payloads; batches overlap, a batch waiting for
+ * its confirms while the next is claimed and handed over.
  *
  * Whatever the outcome, the batch's rows leave the relay's in-flight set when
  * it ends; rows not recorded as published or dead are pending again, and the
  * next claim may take them.
  */
 import type { Logger } from '../log/logger.js';
-import { type ClaimedRow, fetchPayloads } from '../outbox/claim.js';
+import type { ClaimedRow } from '../outbox/claim.js';
 import type { OutboxStore } from '../outbox/outbox-store.js';
 import { type BatchSettler, sortResults } from './batch-settler.js';
 import type { PublishTurn } from './publish-order.js';
@@ -48,7 +48,7 @@ export interface BatchPipelineDeps {
   inFlightIds: Set<string>;
 }
 
-function toOutgoing(row: ClaimedRow, content: Buffer): OutgoingMessage {
+function toOutgoing(row: ClaimedRow): OutgoingMessage {
   return {
     id: row.id,
     messageId: row.message_id,
@@ -56,7 +56,7 @@ function toOutgoing(row: ClaimedRow, content: Buffer): OutgoingMessage {
     orderingScope: row.ordering_key ?? row.tenant_id,
     exchange: row.exchange,
     routingKey: row.routing_key,
-    content,
+    content: row.payload,
     contentType: row.content_type,
     type: row.message_type ?? undefined,
     timestamp: Math.floor(row.created_ms / 1000),
@@ -81,23 +81,16 @@ export class BatchPipeline {
     turn: PublishTurn,
     claimedAt: number,
   ): Promise<PassResult> {
-    let rows: readonly ClaimedRow[] = claimed;
     let held: ClaimedRow[] = [];
     let toPublish: readonly ClaimedRow[] = [];
     let sent: Promise<PublishResult[]>;
     let publishStarted = 0;
     try {
-      const payloads = await fetchPayloads(
-        this.deps.store,
-        claimed.map((row) => row.id),
-      );
-      // A row deleted since the claim (purged by an operator) is simply gone.
-      rows = claimed.filter((row) => payloads.has(row.id));
       await turn.ready;
       // Ask the gate right before publishing, per distinct tenant: a flip
       // takes effect within one batch. Paused tenants' rows are held; a
       // throttled tenant publishes its oldest rows up to its budget.
-      ({ held, toPublish } = await this.applyGate(rows));
+      ({ held, toPublish } = await this.applyGate(claimed));
       const fenced = this.mayPublish(claimedAt);
       if (fenced !== undefined && toPublish.length > 0) {
         // Left pending: whoever holds the tenants now publishes them.
@@ -111,9 +104,7 @@ export class BatchPipeline {
 
       // publish() enqueues synchronously; only then may the next batch enqueue.
       publishStarted = performance.now();
-      sent = this.deps.publisher.publish(
-        toPublish.map((row) => toOutgoing(row, payloads.get(row.id) as Buffer)),
-      );
+      sent = this.deps.publisher.publish(toPublish.map(toOutgoing));
     } finally {
       turn.done();
     }
@@ -150,7 +141,7 @@ export class BatchPipeline {
       });
     }
     return {
-      claimed: rows.length,
+      claimed: claimed.length,
       published: published.length,
       held: held.length,
       failed: failures.length,

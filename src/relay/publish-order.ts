@@ -1,8 +1,8 @@
 /**
  * Keeps batches reaching the publisher in the order they were claimed.
  *
- * Batches overlap: while one waits for confirms, the next fetches its
- * payloads. Rows of one ordering key must still reach the broker in id order,
+ * Batches overlap: while one waits for confirms, the next is claimed and
+ * asks the tenant gate. Rows of one ordering key must still reach the broker in id order,
  * and a later claim may hold later rows of a key an earlier one holds. So each
  * batch takes a turn right after its claim (synchronously, before any other
  * claim can return) and hands its messages to the publisher only once the

@@ -16,8 +16,8 @@
  *   full, claim failures, caught up), each wait with its backoff;
  * - `batch-claimer.ts`: what a claim asks for (cursor, skipped tenants, rows
  *   in flight) behind the liveness lock;
- * - `batch-pipeline.ts`: one batch, payloads → turn → gate → fencing →
- *   publish → settle → result;
+ * - `batch-pipeline.ts`: one batch, turn → gate → fencing → publish →
+ *   settle → result;
  * - `batch-settler.ts`: recording a batch's outcome, retried;
  * - `publish-order.ts`: the turns that keep batches in claim order;
  * - `batches-in-flight.ts`: how many batches overlap, and waiting for them.

@@ -34,6 +34,7 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/migrations ./migrations
+COPY --from=build /app/sql ./sql
 USER node
 # /healthz, /readyz and /metrics (OUTBOX_HTTP_PORT; empty turns the endpoint off).
 EXPOSE 8080

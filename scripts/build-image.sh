@@ -3,7 +3,7 @@
 # script, and CI runs the same script in a scratch directory, so what CI checks
 # is what the image gets.
 #
-#   scripts/build-image.sh --from SRC DIR          # the relay: runtime deps, dist/, migrations/
+#   scripts/build-image.sh --from SRC DIR          # the relay: runtime deps, dist/, migrations/, sql/
 #   scripts/build-image.sh --from SRC --demo DIR   # the demo producer: all deps, src/, scripts/producer.ts
 #   scripts/build-image.sh --list-inputs [--demo]  # the files it copies from SRC, one a line
 #
@@ -15,7 +15,7 @@ set -euo pipefail
 
 # What the relay image is built from. Everything else in the repository
 # (tests, docs, bench, scripts) stays out of it.
-INPUTS=(package.json package-lock.json tsconfig.json tsconfig.build.json tsconfig.cjs.json src migrations)
+INPUTS=(package.json package-lock.json tsconfig.json tsconfig.build.json tsconfig.cjs.json src migrations sql)
 # The demo producer runs from TypeScript source with tsx (a dev dependency).
 DEMO_INPUTS=(scripts/producer.ts)
 

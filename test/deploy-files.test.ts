@@ -213,6 +213,14 @@ describe('Dockerfile', () => {
     }
   });
 
+  it('copies every folder of the package the relay reads at run time (all of package.json files but docs)', () => {
+    const copied = (runtime?.lines ?? [])
+      .filter((line) => line.startsWith('COPY '))
+      .map((line) => /^COPY --from=build \/app\/(\S+) /.exec(line)?.[1]);
+    const files = (JSON.parse(read('package.json')) as { files: string[] }).files;
+    for (const folder of files.filter((f) => f !== 'docs')) expect(copied).toContain(folder);
+  });
+
   describe('health check', () => {
     let ready = 200;
     let endpoint: { server: Server; port: number };
@@ -266,7 +274,7 @@ describe('scripts/build-image.sh', () => {
         .split('\n');
     const relay = await list();
     expect(relay).toEqual(
-      expect.arrayContaining(['package.json', 'package-lock.json', 'src', 'migrations']),
+      expect.arrayContaining(['package.json', 'package-lock.json', 'src', 'migrations', 'sql']),
     );
     expect(relay).not.toContain('test');
     expect(await list('--demo')).toEqual([...relay, 'scripts/producer.ts']);

@@ -5,15 +5,16 @@
 --
 -- Run it by hand (it only reads, and takes transaction-scoped locks):
 --   psql -v schema=outbox -v relay_id=<uuid> -v cursor= -v max_tenants=100 \
---     -v paused_tenants='{}' -f sql/claim-tenants.sql
+--     -v skipped_tenants='{}' -f sql/claim-tenants.sql
 -- `outbox-relay claim --explain` prints a script with realistic values.
 --
 -- Variables (src/outbox/claim-sql.ts maps them to $1 … $4 from ClaimParams):
---   schema          the outbox schema (an identifier, and in lock keys a string)
---   relay_id        this relay's id (a uuid)
---   cursor          the last tenant the previous claim served ('' = from the first)
---   max_tenants     most tenants to visit
---   paused_tenants  tenants whose rows stay pending (a text[] literal)
+--   schema           the outbox schema (an identifier, and in lock keys a string)
+--   relay_id         this relay's id (a uuid)
+--   cursor           the last tenant the previous claim served ('' = from the first)
+--   max_tenants      most tenants to visit
+--   skipped_tenants  tenants whose rows stay pending this claim: paused, or
+--                    throttled with no token left (a text[] literal)
 --
 -- "Pending" is the rule of src/outbox/row-state.ts: published_at is null and
 -- dead_at is null (messages_pending_idx and messages_pending_key_idx hold
@@ -51,7 +52,7 @@ with recursive
     ) nx
     where v.n < :'max_tenants' and not (nx.wrapped and nx.tenant_id > :'cursor')
   ),
-  -- The tenants this relay may take: not paused; unleased, leased to it,
+  -- The tenants this relay may take: not skipped (paused or throttled); unleased, leased to it,
   -- expired, or leased to a relay whose liveness lock is free (it died). This
   -- reads an older snapshot than the claim's and only spares locks: the claim
   -- statement checks the leases again.
@@ -60,7 +61,7 @@ with recursive
     from visit v
     left join :"schema".tenant_leases l on l.tenant_id = v.tenant_id
     where case
-      when v.tenant_id = any (:'paused_tenants'::text[]) then false
+      when v.tenant_id = any (:'skipped_tenants'::text[]) then false
       when l.tenant_id is null or l.relay_id = :'relay_id' or l.leased_until < now() then true
       else pg_try_advisory_xact_lock(hashtextextended('outbox-relay:live:' || :'schema' || ':' || l.relay_id::text, 0))
     end

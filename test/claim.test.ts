@@ -180,7 +180,7 @@ describe('the claim', () => {
       { schema: db.schema },
     );
     const relay = randomUUID();
-    const rows = await claimBatch(db.store, params(relay, { cursor: 'b', pausedTenants: ['d'] }));
+    const rows = await claimBatch(db.store, params(relay, { cursor: 'b', skippedTenants: ['d'] }));
     // Starts after b (c), wraps to a, then b; d is paused.
     expect(rows.map((r) => r.tenant_id).sort()).toEqual(['a', 'a', 'b', 'b', 'c', 'c']);
     expect(rows[0]?.next_cursor).toBe('b');
@@ -201,7 +201,7 @@ describe('the claim', () => {
     const measure = async () => {
       await db.pool.query(`delete from "${db.schema}".tenant_leases`);
       await db.pool.query(`vacuum analyze "${db.schema}".messages`);
-      return explainClaim(params(randomUUID(), { pausedTenants: ['paused'], batchSize: 100 }));
+      return explainClaim(params(randomUUID(), { skippedTenants: ['paused'], batchSize: 100 }));
     };
     await enqueue(
       db.pool,

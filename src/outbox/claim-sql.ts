@@ -17,7 +17,8 @@ export interface ClaimParams {
   minRowsPerTenant: number;
   batchSize: number;
   leaseMs: number;
-  pausedTenants: readonly string[];
+  /** Tenants whose rows stay pending this claim: paused, or throttled with no token left. */
+  skippedTenants: readonly string[];
   /** Ids this relay has claimed and not yet settled: the claim skips them. */
   inFlight: readonly string[];
   /** Claim nothing unless this relay holds its liveness lock (default true). */
@@ -49,7 +50,7 @@ export function defaultClaimParams(
     minRowsPerTenant: 10,
     batchSize: 500,
     leaseMs: 60_000,
-    pausedTenants: [],
+    skippedTenants: [],
     inFlight: [],
     ...change,
   };
@@ -60,7 +61,7 @@ export interface ClaimTenantsVariables {
   relay_id: string;
   cursor: string;
   max_tenants: number;
-  paused_tenants: readonly string[];
+  skipped_tenants: readonly string[];
 }
 
 /** The variables of sql/claim.sql (besides the schema). */
@@ -77,7 +78,7 @@ export interface ClaimVariables {
 }
 
 /** claim-tenants.sql's variables in `$n` order. */
-const CLAIM_TENANTS_ORDER = ['relay_id', 'cursor', 'max_tenants', 'paused_tenants'] as const;
+const CLAIM_TENANTS_ORDER = ['relay_id', 'cursor', 'max_tenants', 'skipped_tenants'] as const;
 /** claim.sql's variables in `$n` order. */
 const CLAIM_ORDER = [
   'relay_id',
@@ -96,7 +97,7 @@ export function claimTenantsVariables(params: ClaimParams): ClaimTenantsVariable
     relay_id: params.relayId,
     cursor: params.cursor,
     max_tenants: params.maxTenants,
-    paused_tenants: params.pausedTenants,
+    skipped_tenants: params.skippedTenants,
   };
 }
 

@@ -56,7 +56,7 @@ export class BatchClaimer {
       minRowsPerTenant: MIN_ROWS_PER_TENANT,
       batchSize: this.options.batchSize,
       leaseMs: this.options.leaseMs,
-      pausedTenants: this.skippedTenants(),
+      skippedTenants: this.skippedTenants(),
       inFlight: [...this.deps.inFlightIds],
     });
     this.deps.observer.claimed(rows.length, performance.now() - started);

@@ -20,7 +20,7 @@ import {
 
 const params = defaultClaimParams('00000000-0000-0000-0000-000000000001', {
   inFlight: ['7', '9'],
-  pausedTenants: ['p'],
+  skippedTenants: ['p'],
 });
 const locked = { tenants: ['a', 'b'], walked_limit: true };
 

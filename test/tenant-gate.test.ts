@@ -1,6 +1,7 @@
 import { integrations } from '@launchdarkly/node-server-sdk';
 import { describe, expect, it } from 'vitest';
 import { createLogger, type Logger, silentLogger } from '../src/log/logger.js';
+import type { BatchOutcome } from '../src/relay/relay-observer.js';
 import { testDataClient } from '../src/tenants/flag-client.js';
 import { FlagTenantGate } from '../src/tenants/flag-tenant-gate.js';
 import { useOutboxFixture } from './helpers/fixture.js';
@@ -99,7 +100,17 @@ describe('the per-tenant kill switch', () => {
   it('takes a pause into effect within one batch while the tenant is flowing', async () => {
     const { db, broker } = fixture;
     const { gate, pause } = await testGate();
-    const test = await createTestRelay(db, broker.url, { gate, batchSize: 20, pollIntervalMs: 50 });
+    const outcomes: BatchOutcome[] = [];
+    const observer = {
+      claimed: () => undefined,
+      batchSettled: (o: BatchOutcome) => outcomes.push(o),
+    };
+    const test = await createTestRelay(db, broker.url, {
+      gate,
+      batchSize: 20,
+      pollIntervalMs: 50,
+      observer,
+    });
     try {
       await enqueueEvents(db.pool, db.schema, broker.exchange, ['acme'], 400);
       // One batch goes out, then acme is paused: at most the batch in hand follows.
@@ -107,6 +118,8 @@ describe('the per-tenant kill switch', () => {
       await pause('acme', true);
       const next = await test.relay.runOnce();
       expect(next).toMatchObject({ published: 0, held: next.claimed });
+      // Reported as held for the pause (messages_held_total{reason="paused"}).
+      expect(outcomes.at(-1)?.held).toEqual({ paused: next.claimed, throttled: 0, fenced: 0 });
       // Known paused: later claims skip acme in SQL.
       expect((await test.relay.runOnce()).claimed).toBe(0);
       expect(gate.pausedTenants()).toEqual(['acme']);

@@ -53,7 +53,8 @@ export const METRICS = {
   heldTotal: metric(
     'messages_held_total',
     'counter',
-    'Claimed rows held back unpublished because their tenant is paused or out of rate budget',
+    'Claimed rows left pending unpublished, by reason: paused (kill switch), throttled (over its rate budget), fenced (this relay lost its liveness lock or its claim lease); they are claimed again later',
+    ['reason'],
   ),
   commitToPublish: metric(
     'commit_to_publish_seconds',

@@ -52,6 +52,9 @@ const DURATION_BUCKETS = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10,
 ];
 
+/** The reasons claimed rows are left pending (`messages_held_total`'s label). */
+const HELD_REASONS = ['paused', 'throttled', 'fenced'] as const;
+
 const FAILURE_LABEL: Record<PublishFailureKind, string> = {
   unroutable: 'unroutable',
   nacked: 'nacked',
@@ -116,6 +119,7 @@ export class RelayMetrics implements RelayObserver {
     this.returned = counter(METRICS.returned);
     this.dead = counter(METRICS.dead);
     this.heldTotal = counter(METRICS.heldTotal);
+    for (const reason of HELD_REASONS) this.heldTotal.inc({ reason }, 0);
     // Start every failure kind at 0, so rate() sees the first failure.
     for (const kind of Object.values(FAILURE_LABEL)) this.failed.inc({ kind }, 0);
     this.commitToPublish = histogram(METRICS.commitToPublish, LATENCY_BUCKETS);
@@ -192,7 +196,9 @@ export class RelayMetrics implements RelayObserver {
       if (kind === 'unroutable') this.returned.inc();
     }
     if (outcome.dead > 0) this.dead.inc(outcome.dead);
-    if (outcome.held > 0) this.heldTotal.inc(outcome.held);
+    for (const reason of HELD_REASONS) {
+      if (outcome.held[reason] > 0) this.heldTotal.inc({ reason }, outcome.held[reason]);
+    }
   }
 
   /** Sets the backlog gauges from a fresh read. */

@@ -15,7 +15,7 @@ import { type BatchSettler, sortResults } from './batch-settler.js';
 import type { PublishTurn } from './publish-order.js';
 import type { OutgoingMessage, Publisher, PublishResult } from './publisher.js';
 import type { RelayLiveness } from './relay-liveness.js';
-import type { RelayObserver } from './relay-observer.js';
+import type { HeldRows, RelayObserver } from './relay-observer.js';
 import type { TenantGate } from './tenant-gate.js';
 import type { TenantThrottle } from './tenant-throttle.js';
 
@@ -23,7 +23,7 @@ import type { TenantThrottle } from './tenant-throttle.js';
 export interface PassResult {
   claimed: number;
   published: number;
-  /** Claimed rows left pending unpublished because their tenant is paused. */
+  /** Claimed rows left pending unpublished: paused or throttled tenants, or a fenced batch. */
   held: number;
   failed: number;
   dead: number;
@@ -81,7 +81,7 @@ export class BatchPipeline {
     turn: PublishTurn,
     claimedAt: number,
   ): Promise<PassResult> {
-    let held: ClaimedRow[] = [];
+    let held: HeldRows = { paused: 0, throttled: 0, fenced: 0 };
     let toPublish: readonly ClaimedRow[] = [];
     let sent: Promise<PublishResult[]>;
     let publishStarted = 0;
@@ -98,7 +98,7 @@ export class BatchPipeline {
           reason: fenced,
           rows: toPublish.length,
         });
-        held = [...held, ...toPublish];
+        held = { ...held, fenced: toPublish.length };
         toPublish = [];
       }
 
@@ -128,7 +128,7 @@ export class BatchPipeline {
         publishedCreatedAt,
         failures: failureKinds,
         dead: dead.length,
-        held: held.length,
+        held,
       });
     }
     this.landed(claimed);
@@ -143,7 +143,7 @@ export class BatchPipeline {
     return {
       claimed: claimed.length,
       published: published.length,
-      held: held.length,
+      held: held.paused + held.throttled + held.fenced,
       failed: failures.length,
       dead: dead.length,
     };
@@ -157,27 +157,31 @@ export class BatchPipeline {
   /** Splits a batch (in id order) into rows to publish now and rows to hold. */
   private async applyGate(
     rows: readonly ClaimedRow[],
-  ): Promise<{ held: ClaimedRow[]; toPublish: ClaimedRow[] }> {
+  ): Promise<{ held: HeldRows; toPublish: ClaimedRow[] }> {
     const perTenant = new Map<string, number>();
     for (const row of rows) perTenant.set(row.tenant_id, (perTenant.get(row.tenant_id) ?? 0) + 1);
     const decisions = await this.deps.gate.decide([...perTenant.keys()]);
     const budget = new Map<string, number>();
+    const paused = new Set<string>();
     for (const [tenant, count] of perTenant) {
       const decision = decisions.get(tenant);
+      if (decision?.paused) paused.add(tenant);
       budget.set(
         tenant,
         decision?.paused ? 0 : this.deps.throttle.take(tenant, decision?.ratePerSecond, count),
       );
     }
-    const held: ClaimedRow[] = [];
+    const held: HeldRows = { paused: 0, throttled: 0, fenced: 0 };
     const toPublish: ClaimedRow[] = [];
     for (const row of rows) {
       const left = budget.get(row.tenant_id) ?? 0;
       if (left > 0) {
         budget.set(row.tenant_id, left - 1);
         toPublish.push(row);
+      } else if (paused.has(row.tenant_id)) {
+        held.paused += 1;
       } else {
-        held.push(row);
+        held.throttled += 1;
       }
     }
     return { held, toPublish };

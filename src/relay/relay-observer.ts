@@ -15,8 +15,19 @@ export interface BatchOutcome {
   failures: readonly PublishFailureKind[];
   /** Rows that reached the maximum number of attempts in this batch. */
   dead: number;
-  /** Claimed rows held back because their tenant is paused or out of rate budget. */
-  held: number;
+  /** Claimed rows left pending unpublished, by why. */
+  held: HeldRows;
+}
+
+/**
+ * Claimed rows a batch left pending on purpose, by reason: the tenant is
+ * paused (kill switch), throttled (over its rate budget), or the batch was
+ * fenced (this relay lost its liveness lock or its claim lease ran out).
+ */
+export interface HeldRows {
+  paused: number;
+  throttled: number;
+  fenced: number;
 }
 
 /** Receives the relay's events. */

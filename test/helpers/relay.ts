@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { AmqpPublisher, connectionName } from '../../src/broker/amqp-publisher.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { Relay, type RelayOptions } from '../../src/relay/relay.js';
+import type { RelayObserver } from '../../src/relay/relay-observer.js';
 import type { TenantGate } from '../../src/relay/tenant-gate.js';
 import { allowAllTenants } from '../../src/tenants/allow-all-gate.js';
 import type { TestDatabase } from './database.js';
@@ -23,6 +24,7 @@ export type TestRelayOptions = Partial<RelayOptions> & {
   maxInFlight?: number;
   maxMessageBytes?: number;
   gate?: TenantGate;
+  observer?: RelayObserver;
   heartbeatMs?: number;
   confirmTimeoutMs?: number;
 };
@@ -62,6 +64,7 @@ export async function createTestRelay(
       publisher,
       gate: options.gate ?? allowAllTenants(),
       logger: silentLogger,
+      ...(options.observer ? { observer: options.observer } : {}),
     },
   );
   return {

@@ -9,6 +9,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log/logger.js';
 import { claimExplainScript, previewClaimTenants } from '../outbox/claim-explain.js';
 import { defaultClaimParams } from '../outbox/claim-sql.js';
+import { isUuid } from '../outbox/text-rules.js';
 import { UsageError } from './args.js';
 import { withMigratedOutbox } from './migrated-outbox.js';
 
@@ -23,8 +24,6 @@ export interface ClaimCommandOptions {
   relayId: string | undefined;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** Prints the script; returns the exit code. */
 export async function claimCommand(
   config: Config,
@@ -35,7 +34,7 @@ export async function claimCommand(
     throw new UsageError('claim prints a claim for EXPLAIN and needs --explain');
   }
   const relayId = options.relayId ?? randomUUID();
-  if (!UUID.test(relayId)) throw new UsageError(`--relay-id expects a UUID, got '${relayId}'`);
+  if (!isUuid(relayId)) throw new UsageError(`--relay-id expects a UUID, got '${relayId}'`);
   if (options.tenants.some((tenant) => tenant === '')) {
     throw new UsageError('--tenant expects a tenant id, got an empty one');
   }

@@ -15,7 +15,7 @@ import client from 'prom-client';
 import type { PublishFailureKind } from '../errors.js';
 import type { BacklogStats } from '../outbox/backlog-stats.js';
 import type { PublisherStatus } from '../relay/publisher.js';
-import type { BatchOutcome, RelayObserver } from '../relay/relay-observer.js';
+import type { BatchOutcome, HeldRows, RelayObserver } from '../relay/relay-observer.js';
 import type { TenantGateStatus } from '../relay/tenant-gate.js';
 import { METRICS, type MetricSpec } from './metric-table.js';
 
@@ -53,7 +53,11 @@ const DURATION_BUCKETS = [
 ];
 
 /** The reasons claimed rows are left pending (`messages_held_total`'s label). */
-const HELD_REASONS = ['paused', 'throttled', 'fenced'] as const;
+const HELD_REASONS = [
+  'paused',
+  'throttled',
+  'fenced',
+] as const satisfies readonly (keyof HeldRows)[];
 
 const FAILURE_LABEL: Record<PublishFailureKind, string> = {
   unroutable: 'unroutable',

@@ -20,7 +20,7 @@ import { randomUUID } from 'node:crypto';
 import { InvalidMessageError } from '../errors.js';
 import { encodeHeaders } from './header-encoding.js';
 import { encodePayload } from './payload-encoding.js';
-import { SHORT_STRING_BYTES, textProblem } from './text-rules.js';
+import { isUuid, SHORT_STRING_BYTES, textProblem } from './text-rules.js';
 import { typeName } from './value-kinds.js';
 
 /** A header value that survives the trip through JSONB into an AMQP field table. */
@@ -82,8 +82,6 @@ export interface EncodeOptions {
 /** Default largest payload: 1 MiB. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** A field AMQP carries as a short string (exchange, routing key, type…), checked for the row. */
 function shortString(
   value: unknown,
@@ -142,7 +140,7 @@ export function encodeMessage(
   let messageId: string;
   if (m.messageId === undefined || m.messageId === null) {
     messageId = randomUUID();
-  } else if (typeof m.messageId !== 'string' || !UUID.test(m.messageId)) {
+  } else if (typeof m.messageId !== 'string' || !isUuid(m.messageId)) {
     throw new InvalidMessageError(
       'messageId',
       index,

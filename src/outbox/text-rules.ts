@@ -1,11 +1,19 @@
 /**
  * The rules on strings that every part of a message shares: the AMQP short
- * string limit, what PostgreSQL text and jsonb can hold, and a string written
- * as JSON text exactly as JSON.stringify writes it.
+ * string limit, what PostgreSQL text and jsonb can hold, a UUID's form (message
+ * and relay ids), and a string written as JSON text exactly as JSON.stringify
+ * writes it.
  */
 
 /** AMQP shortstr: exchange, routing key, property and header names. */
 export const SHORT_STRING_BYTES = 255;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Whether `value` is a UUID in its text form (what PostgreSQL's uuid type reads). */
+export function isUuid(value: string): boolean {
+  return UUID.test(value);
+}
 
 /** `String.prototype.isWellFormed` (ES2024, in Node 20; our lib setting is ES2023). */
 function isWellFormed(value: string): boolean {

@@ -162,10 +162,8 @@ export class BatchPipeline {
     for (const row of rows) perTenant.set(row.tenant_id, (perTenant.get(row.tenant_id) ?? 0) + 1);
     const decisions = await this.deps.gate.decide([...perTenant.keys()]);
     const budget = new Map<string, number>();
-    const paused = new Set<string>();
     for (const [tenant, count] of perTenant) {
       const decision = decisions.get(tenant);
-      if (decision?.paused) paused.add(tenant);
       budget.set(
         tenant,
         decision?.paused ? 0 : this.deps.throttle.take(tenant, decision?.ratePerSecond, count),
@@ -178,7 +176,7 @@ export class BatchPipeline {
       if (left > 0) {
         budget.set(row.tenant_id, left - 1);
         toPublish.push(row);
-      } else if (paused.has(row.tenant_id)) {
+      } else if (decisions.get(row.tenant_id)?.paused) {
         held.paused += 1;
       } else {
         held.throttled += 1;

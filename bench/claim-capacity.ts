@@ -1,8 +1,8 @@
 /**
  * Claim capacity: how many claims (and rows) per second 1, 2, 4 and 8 relays
  * get through on one outbox, when nothing but the claim can be the bound. The
- * relays run in this process (the real Relay, its claim, payload fetch and
- * delete) against a publisher that acks at once, so neither the broker nor
+ * relays run in this process (the real Relay, its claim with the payloads,
+ * and the delete) against a publisher that acks at once, so neither the broker nor
  * the publish path limits them; the backlog is deep enough to last the window.
  *
  * Tenants are spread over the relays before the window opens (each relay

@@ -15,6 +15,7 @@
  *   a string): RabbitMQ closes the channel (406) under every message on it.
  * Such a row can never be published, so it goes dead at once with the reason.
  */
+import { SHORT_STRING_BYTES } from '../outbox/text-rules.js';
 import type { OutgoingMessage } from '../relay/publisher.js';
 
 /** RabbitMQ's default `max_message_size` (128 MiB). */
@@ -22,9 +23,6 @@ export const RABBITMQ_DEFAULT_MAX_MESSAGE_BYTES = 134_217_728;
 
 /** Deepest nesting of header tables and arrays sent (amqplib encodes recursively). */
 export const MAX_HEADER_DEPTH = 64;
-
-/** AMQP short strings (field table keys, exchange, routing key…) hold at most 255 bytes. */
-const SHORT_STRING_BYTES = 255;
 
 /** Smallest integer amqplib encodes (as a signed 64-bit long). */
 const MIN_LONG = -(2 ** 63);

@@ -10,7 +10,6 @@
  */
 import type { Logger } from '../log/logger.js';
 import type { ClaimedRow } from '../outbox/claim.js';
-import type { OutboxStore } from '../outbox/outbox-store.js';
 import { type BatchSettler, sortResults } from './batch-settler.js';
 import type { PublishTurn } from './publish-order.js';
 import type { OutgoingMessage, Publisher, PublishResult } from './publisher.js';
@@ -36,7 +35,6 @@ export interface BatchPipelineOptions {
 
 /** What {@link BatchPipeline} works with; all shared with the rest of the relay. */
 export interface BatchPipelineDeps {
-  store: OutboxStore;
   publisher: Publisher;
   gate: TenantGate;
   throttle: TenantThrottle;

@@ -8,7 +8,7 @@
  * be an hour); its end counts as progress.
  *
  * The loop is stalled when, outside such a wait, nothing was reported for
- * OUTBOX_STALL_TIMEOUT: a claim or payload fetch that hangs (a lock it
+ * OUTBOX_STALL_TIMEOUT: a claim that hangs (a lock it
  * waits on, a connection that never answers), or batches in flight that never
  * end while the broker is ready. It is dead when its promise rejected. Either
  * way restarting the process is the cure, which is what a failing liveness

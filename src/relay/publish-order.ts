@@ -33,8 +33,8 @@ export class PublishOrder {
     const ended = new Promise<void>((resolve) => {
       done = resolve;
     });
-    // A batch that fails before its turn comes (its payload fetch) calls
-    // done() early; the next turn must still wait for the earlier ones.
+    // A batch that ends before its turn comes (one that fails while it waits)
+    // calls done() early; the next turn must still wait for the earlier ones.
     this.last = ready.then(() => ended);
     return { ready, done };
   }

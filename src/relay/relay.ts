@@ -148,7 +148,6 @@ export class Relay {
     });
     const settler = new BatchSettler(options, { store, logger });
     this.pipeline = new BatchPipeline(options, {
-      store,
       publisher,
       gate,
       throttle,

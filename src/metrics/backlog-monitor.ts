@@ -19,7 +19,7 @@
 import type { Logger } from '../log/logger.js';
 import { readBacklogStats, type TenantActivity } from '../outbox/backlog-stats.js';
 import type { OutboxStore } from '../outbox/outbox-store.js';
-import type { BackgroundService } from '../relay/background-service.js';
+import { type BackgroundService, PeriodicPass } from '../relay/background-service.js';
 import type { TenantDecision } from '../relay/tenant-gate.js';
 import type { RelayMetrics, TenantRate } from './prometheus-metrics.js';
 
@@ -132,7 +132,7 @@ export interface BacklogMonitorOptions {
 
 /** Sets the backlog and write-rate gauges of a {@link RelayMetrics} from PostgreSQL, periodically. */
 export class BacklogMonitor implements BackgroundService<void> {
-  private timer: NodeJS.Timeout | undefined;
+  private readonly schedule: PeriodicPass;
   private running: Promise<void> | undefined;
   private failing = false;
   private readonly rates = new WriteRateTracker();
@@ -141,20 +141,18 @@ export class BacklogMonitor implements BackgroundService<void> {
     private readonly store: OutboxStore,
     private readonly metrics: RelayMetrics,
     private readonly options: BacklogMonitorOptions,
-  ) {}
+  ) {
+    this.schedule = new PeriodicPass(() => this.runOnce(), options.intervalMs);
+  }
 
   /** Reads the backlog now, then every interval. */
   async start(): Promise<void> {
-    if (this.timer) return;
-    this.timer = setInterval(() => void this.runOnce(), this.options.intervalMs);
-    this.timer.unref();
-    void this.runOnce();
+    this.schedule.start({ runNow: true });
   }
 
   /** Ends the schedule; waits for a read in flight (bounded by its statement timeout). */
   async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
+    await this.schedule.stop();
     await this.running;
   }
 

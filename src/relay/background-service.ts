@@ -27,3 +27,40 @@ export interface BackgroundService<Pass = unknown> {
   /** One pass now, and what it did. */
   runOnce(): Promise<Pass>;
 }
+
+/**
+ * A pass run every `intervalMs` (an unref'd timer, so it never keeps the
+ * process alive), never two at once: a tick while the last pass still runs
+ * is skipped. The schedule of the services that run on a fixed period (the
+ * lease sweeper, the retention cleaner, the backlog monitor).
+ */
+export class PeriodicPass {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+
+  constructor(
+    private readonly pass: () => Promise<unknown>,
+    private readonly intervalMs: number,
+  ) {}
+
+  /** Starts the ticks (and a pass now, if `runNow`); does nothing if started. */
+  start(options: { runNow: boolean }): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.tick(), this.intervalMs);
+    this.timer.unref();
+    if (options.runNow) this.tick();
+  }
+
+  /** Ends the ticks at once; resolves when the pass in flight has ended. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  private tick(): void {
+    this.running ??= this.pass().finally(() => {
+      this.running = undefined;
+    });
+  }
+}

@@ -7,33 +7,29 @@
  * waits for the broker.
  */
 import type { Logger } from '../log/logger.js';
-import type { BackgroundService } from './background-service.js';
+import { type BackgroundService, PeriodicPass } from './background-service.js';
 
 /** Sweeps the expired tenant leases now, then once per interval; see the module comment. */
 export class LeaseSweeper implements BackgroundService<number> {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<number> | undefined;
+  private readonly schedule: PeriodicPass;
 
   constructor(
     /** Deletes the expired leases and returns how many (the outbox SQL's sweep). */
     private readonly sweep: () => Promise<number>,
-    private readonly intervalMs: number,
+    intervalMs: number,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.schedule = new PeriodicPass(() => this.runOnce(), intervalMs);
+  }
 
   /** Sweeps now, then every interval. */
   async start(): Promise<void> {
-    if (this.timer) return;
-    this.timer = setInterval(() => this.schedulePass(), this.intervalMs);
-    this.timer.unref();
-    this.schedulePass();
+    this.schedule.start({ runNow: true });
   }
 
   /** Ends the schedule; waits for a sweep in flight. */
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.running;
+    await this.schedule.stop();
   }
 
   /** Sweeps once; returns how many leases it deleted (0 after a failure, which the next period retries). */
@@ -46,12 +42,5 @@ export class LeaseSweeper implements BackgroundService<number> {
       this.logger.warn('cannot sweep expired tenant leases; will try again', { error });
       return 0;
     }
-  }
-
-  /** A scheduled pass, unless the previous one is still running. */
-  private schedulePass(): void {
-    this.running ??= this.runOnce().finally(() => {
-      this.running = undefined;
-    });
   }
 }

@@ -6,7 +6,7 @@
 import type { Logger } from '../log/logger.js';
 import { deleteExpired } from '../outbox/operator-queries.js';
 import type { OutboxStore } from '../outbox/outbox-store.js';
-import type { BackgroundService } from './background-service.js';
+import { type BackgroundService, PeriodicPass } from './background-service.js';
 
 const BATCH = 1000;
 
@@ -15,23 +15,20 @@ const BATCH = 1000;
  * failed pass is logged, and the next interval tries again.
  */
 export class RetentionCleaner implements BackgroundService<number> {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<number> | undefined;
+  private readonly schedule: PeriodicPass;
 
   constructor(
     private readonly store: OutboxStore,
     private readonly retentionMs: number,
-    private readonly intervalMs: number,
+    intervalMs: number,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.schedule = new PeriodicPass(() => this.runOnce(), intervalMs);
+  }
 
-  /** Starts the periodic clean-up; does nothing when retention is 0 (rows are deleted on publish). */
+  /** Starts the periodic clean-up (first pass after one interval); does nothing when retention is 0 (rows are deleted on publish). */
   async start(): Promise<void> {
-    if (this.retentionMs <= 0 || this.timer) return;
-    this.timer = setInterval(() => {
-      if (!this.running) this.running = this.runOnce().finally(() => (this.running = undefined));
-    }, this.intervalMs);
-    this.timer.unref();
+    if (this.retentionMs > 0) this.schedule.start({ runNow: false });
   }
 
   /** Deletes expired rows in batches until none are left; returns how many. */
@@ -48,8 +45,6 @@ export class RetentionCleaner implements BackgroundService<number> {
 
   /** Ends the schedule; waits for a clean-up in flight. */
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.running;
+    await this.schedule.stop();
   }
 }

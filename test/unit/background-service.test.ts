@@ -6,7 +6,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../src/log/logger.js';
-import type { BackgroundService } from '../../src/relay/background-service.js';
+import { type BackgroundService, PeriodicPass } from '../../src/relay/background-service.js';
 import { LeaseSweeper } from '../../src/relay/lease-sweeper.js';
 import { SequenceWatcher } from '../../src/relay/sequence-watcher.js';
 import { WakeSignal } from '../../src/relay/wake-signal.js';
@@ -151,5 +151,27 @@ describe('the sequence watcher, one read at a time', () => {
     finish('1');
     await stopping;
     expect(watcher.readCount()).toBe(1);
+  });
+});
+
+describe('a periodic pass', () => {
+  it('without runNow, first runs after one interval, then once per interval, never twice at once', async () => {
+    const pass = heldSweep();
+    const schedule = new PeriodicPass(pass.sweep, 1000);
+    schedule.start({ runNow: false });
+    expect(pass.calls()).toBe(0);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(pass.calls()).toBe(1);
+    // Still running at the next tick: skipped.
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(pass.calls()).toBe(1);
+    pass.finish(0);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(pass.calls()).toBe(2);
+    const stopped = schedule.stop();
+    pass.finish(0);
+    await stopped;
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(pass.calls()).toBe(2);
   });
 });

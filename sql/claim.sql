@@ -72,7 +72,7 @@ with recursive
     select t.n, c.*
     from open_tenants t
     cross join lateral (
-      select m.id, m.tenant_id, coalesce(m.ordering_key, m.tenant_id) as ordering_scope,
+      select m.id, m.ctid, m.tenant_id, coalesce(m.ordering_key, m.tenant_id) as ordering_scope,
         m.available_at <= now() as free
       from :"schema".messages m
       -- A range on tenant_id and ordering by (tenant_id, id): only
@@ -99,7 +99,7 @@ with recursive
   -- The prefix rule: a row is claimable only when every earlier row of its
   -- ordering scope in the window is available.
   ranked as (
-    select id, tenant_id, n,
+    select id, ctid, tenant_id, n,
       bool_and(free) over (partition by tenant_id, ordering_scope order by id) as claimable
     from candidates
   ),
@@ -134,13 +134,13 @@ with recursive
   -- rows read, or once it found what the window lacked: a blocked key costs a
   -- few rows, never its backlog, and from random starts every key gets its turn.
   key_walk (tenant_id, tenant_hash, n, last_id, wanted, start_hash, key_hash, wrapped, keys, reads,
-      found, ids) as (
+      found, ids, ctids) as (
       select s.tenant_id, s.tenant_hash, s.n, s.last_id, s.wanted, s.start_hash, s.start_hash, false,
-        0, 0, 0, null::bigint[]
+        0, 0, 0, null::bigint[], null::tid[]
       from (select st.*, hashtextextended(random()::text, 0) as start_hash from stuck st) s
     union all
       select w.tenant_id, w.tenant_hash, w.n, w.last_id, w.wanted, w.start_hash, k.key_hash,
-        k.wrapped, w.keys + 1, w.reads + r.reads, w.found + r.found, r.ids
+        k.wrapped, w.keys + 1, w.reads + r.reads, w.found + r.found, r.ids, r.ctids
       from key_walk w
       cross join lateral (
         (select hashtextextended(coalesce(m.ordering_key, m.tenant_id), 0) as key_hash, w.wrapped, m.created_at
@@ -162,11 +162,12 @@ with recursive
       cross join lateral (
         select count(*)::int as reads,
           count(*) filter (where kr.ok and kr.id > w.last_id)::int as found,
-          array_agg(kr.id) filter (where kr.ok and kr.id > w.last_id) as ids
+          array_agg(kr.id) filter (where kr.ok and kr.id > w.last_id) as ids,
+          array_agg(kr.ctid) filter (where kr.ok and kr.id > w.last_id) as ctids
         from (
-          select kr.id, bool_and(kr.free) over (partition by kr.ordering_scope order by kr.id) as ok
+          select kr.id, kr.ctid, bool_and(kr.free) over (partition by kr.ordering_scope order by kr.id) as ok
           from (
-            select m.id, m.tenant_id, coalesce(m.ordering_key, m.tenant_id) as ordering_scope,
+            select m.id, m.ctid, m.tenant_id, coalesce(m.ordering_key, m.tenant_id) as ordering_scope,
               m.available_at <= now() as free
             from :"schema".messages m
             where hashtextextended(m.tenant_id, 0) = w.tenant_hash
@@ -189,38 +190,60 @@ with recursive
   ),
   -- The window's claimable rows, and the walk's (all past the window: no overlap).
   claimable as (
-    select id, tenant_id, n from ranked where claimable
+    select id, ctid, tenant_id, n from ranked where claimable
     union all
-    select unnest(ids), tenant_id, n from key_walk
+    select u.id, u.ctid, w.tenant_id, w.n from key_walk w cross join unnest(w.ids, w.ctids) as u (id, ctid)
   ),
   -- Each tenant's claimable rows in id order, tenants interleaved (the first
   -- of every tenant before the second of any, a stuck tenant's walked rows
   -- included): cutting at batch_size leaves every key's picked rows a prefix.
   picked as (
-    select id, tenant_id, n
+    select id, ctid, tenant_id, n
     from (
-      select id, tenant_id, n, row_number() over (partition by tenant_id order by id) as position
+      select id, ctid, tenant_id, n, row_number() over (partition by tenant_id order by id) as position
       from claimable
     ) c
     order by position, n limit :'batch_size'
   ),
-  -- The lease, and the tenant's count of claimed rows (its write rate; migration 0004).
+  -- Each picked tenant's count of claimed rows (its write rate; migration 0004).
+  counts as (
+    select tenant_id, count(*) as claimed from picked group by tenant_id
+  ),
+  -- The lease: renewed in place where the tenant has a lease row (nearly
+  -- always: a lease row outlives its lease), inserted where it has none. A
+  -- plain update, not an upsert for every tenant: 'on conflict do update'
+  -- first tries the insert, then locks and rewrites the row it conflicted
+  -- with, about 2.4 µs of server CPU per claimed row at 10 rows a tenant
+  -- against 0.9 this way (measured in docs/benchmarks.md). The insert keeps
+  -- its 'on conflict': a row another claim inserted meanwhile is renewed.
+  renewed as (
+    update :"schema".tenant_leases l
+    set relay_id = :'relay_id'::uuid, leased_until = now() + make_interval(secs => :'lease_seconds'),
+      claimed = l.claimed + c.claimed
+    from counts c
+    where l.tenant_id = c.tenant_id
+    returning l.tenant_id
+  ),
   leased as (
     insert into :"schema".tenant_leases (tenant_id, relay_id, leased_until, claimed)
-    select tenant_id, :'relay_id'::uuid, now() + make_interval(secs => :'lease_seconds'), count(*) from picked
-    group by tenant_id
+    select tenant_id, :'relay_id'::uuid, now() + make_interval(secs => :'lease_seconds'), claimed
+    from counts
+    where tenant_id not in (select tenant_id from renewed)
     on conflict (tenant_id) do update
       set relay_id = excluded.relay_id, leased_until = excluded.leased_until,
         claimed = :"schema".tenant_leases.claimed + excluded.claimed
   )
--- '= any(array(...))': O(batch) primary-key lookups, never a join against the
--- whole table. The payloads come with the rows: these lookups read them
--- anyway, and a separate read by primary key after the claim cost a second
--- lookup per row and a round trip per batch (measured in docs/benchmarks.md).
+-- The picked rows read again, with their payloads, by their row addresses
+-- (ctid, from the scans above): a TID scan, O(batch), never a join against
+-- the whole table, and no second descent of the primary key per row (about
+-- 1 µs of server CPU per row, measured in docs/benchmarks.md). The same
+-- statement, so the same snapshot: each address holds the very row version
+-- the scans saw. The payloads come with the rows: a separate read after the
+-- claim cost a second lookup per row and a round trip per batch.
 select m.id::text as id, m.message_id::text as message_id, m.tenant_id, m.ordering_key,
   m.exchange, m.routing_key, m.message_type, m.content_type, m.headers,
   (extract(epoch from m.created_at) * 1000)::float8 as created_ms, m.attempts, m.payload,
   (select p.tenant_id from picked p order by p.n desc limit 1) as next_cursor,
   (select more from saturation) as more
 from :"schema".messages m
-where m.id = any (array(select id from picked));
+where m.ctid = any (array(select ctid from picked));

@@ -11,7 +11,7 @@
  */
 import amqp, { type ConfirmChannel } from 'amqplib';
 import pg from 'pg';
-import { batchSocketWrites } from '../src/broker/batched-writes.js';
+import { BATCHED_SOCKET_OPTIONS, batchSocketWrites } from '../src/broker/batched-writes.js';
 
 /** An outbox row as the comparators read it (the columns a message needs). */
 export interface OutboxRow {
@@ -67,9 +67,12 @@ async function cheapestWorker(options: CheapestRelayOptions): Promise<number> {
     application_name: 'bench-ceiling',
   });
   await client.connect();
-  const connection = await amqp.connect(options.amqpUrl);
-  // The relay batches its socket writes (src/broker/batched-writes.ts); any
-  // relay could, so the ceiling does too.
+  // The relay batches its socket writes (src/broker/batched-writes.ts), with
+  // a larger socket buffer; any relay could, so the ceiling does too.
+  const connection = await amqp.connect(options.amqpUrl, {
+    ...BATCHED_SOCKET_OPTIONS,
+    clientProperties: { connection_name: 'bench-ceiling' },
+  });
   batchSocketWrites(connection);
   const channel = await connection.createConfirmChannel();
   let published = 0;

@@ -1,6 +1,6 @@
 import type { ChannelModel } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { batchSocketWrites } from '../src/broker/batched-writes.js';
+import { BATCHED_SOCKET_OPTIONS, batchSocketWrites } from '../src/broker/batched-writes.js';
 import { createTestBroker, type TestBroker } from './helpers/broker.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -50,9 +50,12 @@ describe('batched socket writes', () => {
       await broker.close();
     });
 
-    it('sends many messages per system call, all of them, in publish order', async () => {
+    /** Publishes 200 messages of 1 KiB at once; the socket's write calls and high-water mark. */
+    async function publishBurst(
+      socketOptions: object,
+    ): Promise<{ calls: number; writev: number; highWaterMark: number }> {
       const amqp = await import('amqplib');
-      const connection = await amqp.default.connect(broker.url);
+      const connection = await amqp.default.connect(broker.url, socketOptions);
       try {
         expect(batchSocketWrites(connection)).toBe(true);
         const socket = (connection as unknown as { connection: { stream: SocketInternals } })
@@ -69,7 +72,8 @@ describe('batched socket writes', () => {
           return writev(...args);
         };
         const channel = await connection.createConfirmChannel();
-        const ids = Array.from({ length: 200 }, (_, i) => `batched-${i}`);
+        const first = broker.received.length;
+        const ids = Array.from({ length: 200 }, (_, i) => `batched-${first + i}`);
         for (const id of ids) {
           channel.publish(broker.exchange, 'batched', Buffer.alloc(1024, 1), {
             messageId: id,
@@ -77,15 +81,32 @@ describe('batched socket writes', () => {
           });
         }
         await channel.waitForConfirms();
-        await waitFor(() => broker.received.length >= ids.length, 'all messages to arrive');
-        expect(broker.received.map((m) => m.messageId)).toEqual(ids);
-        expect(calls.writev).toBeGreaterThan(0);
-        // One call per message without batching; a 16 KiB pass holds about a dozen.
-        expect(calls.write + calls.writev).toBeLessThan(ids.length / 4);
+        await waitFor(() => broker.received.length >= first + ids.length, 'all messages to arrive');
+        expect(broker.received.slice(first).map((m) => m.messageId)).toEqual(ids);
         await channel.close();
+        return {
+          calls: calls.write + calls.writev,
+          writev: calls.writev,
+          highWaterMark: socket.writableHighWaterMark,
+        };
       } finally {
         await connection.close();
       }
+    }
+
+    it('sends many messages per system call, all of them, in publish order', async () => {
+      const burst = await publishBurst({});
+      expect(burst.writev).toBeGreaterThan(0);
+      // One call per message without batching; a 16 KiB pass holds about a dozen.
+      expect(burst.highWaterMark).toBe(16 * 1024);
+      expect(burst.calls).toBeLessThan(200 / 4);
+    });
+
+    it('with BATCHED_SOCKET_OPTIONS, a burst of 200 KiB goes out in a few calls', async () => {
+      const burst = await publishBurst(BATCHED_SOCKET_OPTIONS);
+      expect(burst.highWaterMark).toBe(256 * 1024);
+      expect(burst.writev).toBeGreaterThan(0);
+      expect(burst.calls).toBeLessThan(200 / 20);
     });
   });
 });
@@ -94,4 +115,5 @@ describe('batched socket writes', () => {
 interface SocketInternals {
   _write: (...args: unknown[]) => void;
   _writev: (...args: unknown[]) => void;
+  readonly writableHighWaterMark: number;
 }

@@ -10,7 +10,7 @@ import { Backoff, SPREAD_JITTER } from '../backoff.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { redactUrl } from '../redact-url.js';
-import { batchSocketWrites } from './batched-writes.js';
+import { BATCHED_SOCKET_OPTIONS, batchSocketWrites } from './batched-writes.js';
 
 /** Options of {@link AmqpConnection}. */
 export interface AmqpConnectionOptions {
@@ -132,6 +132,7 @@ export class AmqpConnection {
       const connection = await amqp.connect(
         withHeartbeat(this.options.url, this.options.heartbeatMs),
         {
+          ...BATCHED_SOCKET_OPTIONS,
           timeout: this.options.connectTimeoutMs,
           clientProperties: { connection_name: this.options.connectionName },
         },

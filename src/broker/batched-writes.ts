@@ -6,7 +6,10 @@
  * message costs its own write system call (about a tenth of the relay's CPU
  * in a profile under load). Corking the socket for the length of that pass
  * hands the buffers to the kernel in one `writev` per high-water mark
- * (16 KiB, about a dozen 1 KiB messages) instead.
+ * instead. That mark is raised from Node's 16 KiB (about a dozen 1 KiB
+ * messages) to 256 KiB by {@link BATCHED_SOCKET_OPTIONS}, passed when the
+ * connection opens: a pass then ends in a few `writev` calls, not one per
+ * dozen messages (measured in docs/benchmarks.md).
  *
  * Nothing else changes: the bytes, their order and the back-pressure are
  * amqplib's own (the socket still reports full at its high-water mark, and
@@ -15,6 +18,13 @@
  * waits behind the cork.
  */
 import type { ChannelModel } from 'amqplib';
+
+/**
+ * Socket options for `amqp.connect`: how many bytes a connection's socket
+ * takes before it reports full (Node's default is 16 KiB). Back-pressure still
+ * works the same way, at this mark; it bounds the memory queued per connection.
+ */
+export const BATCHED_SOCKET_OPTIONS = { writableHighWaterMark: 256 * 1024 } as const;
 
 /** The parts of amqplib's internals this relies on (as in amqplib 2.3; test/batched-writes.test.ts checks). */
 interface AmqplibMux {

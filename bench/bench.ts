@@ -175,6 +175,14 @@ try {
         r.relayToCeiling >= 0.9,
       );
       add(
+        `… relay / ceiling, ${type}, with the ceiling's faster variant in each round (the rule before 2026-11-30)`,
+        r.relayToCeilingFasterEachRound.toFixed(2),
+      );
+      add(
+        `variants kept for every round, ${type} (the higher median rate)`,
+        `raw: ${r.rounds[0]?.best.raw.variant}; ceiling: ${r.rounds[0]?.best.ceiling.variant}`,
+      );
+      add(
         `relay / graphile-worker, ${type} (median; rounds)`,
         `${r.relayToGraphile.toFixed(2)} (${perRound('relay', 'graphile')})`,
         '≥ 1.5',

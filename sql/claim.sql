@@ -214,7 +214,7 @@ with recursive
   -- plain update, not an upsert for every tenant: 'on conflict do update'
   -- first tries the insert, then locks and rewrites the row it conflicted
   -- with, about 2.4 µs of server CPU per claimed row at 10 rows a tenant
-  -- against 0.9 this way (measured in docs/benchmarks.md). The insert keeps
+  -- against 1.0 this way (measured in docs/benchmarks.md). The insert keeps
   -- its 'on conflict': a row another claim inserted meanwhile is renewed.
   renewed as (
     update :"schema".tenant_leases l

@@ -6,10 +6,10 @@
  * message costs its own write system call (about a tenth of the relay's CPU
  * in a profile under load). Corking the socket for the length of that pass
  * hands the buffers to the kernel in one `writev` per high-water mark
- * instead. That mark is raised from Node's 16 KiB (about a dozen 1 KiB
- * messages) to 256 KiB by {@link BATCHED_SOCKET_OPTIONS}, passed when the
- * connection opens: a pass then ends in a few `writev` calls, not one per
- * dozen messages (measured in docs/benchmarks.md).
+ * instead. That mark is raised from Node's default (16 KiB on Node 20, about
+ * a dozen 1 KiB messages; 64 KiB from Node 22) to 256 KiB by
+ * {@link BATCHED_SOCKET_OPTIONS}, passed when the connection opens: a pass
+ * then ends in a few `writev` calls (measured in docs/benchmarks.md).
  *
  * Nothing else changes: the bytes, their order and the back-pressure are
  * amqplib's own (the socket still reports full at its high-water mark, and
@@ -21,7 +21,7 @@ import type { ChannelModel } from 'amqplib';
 
 /**
  * Socket options for `amqp.connect`: how many bytes a connection's socket
- * takes before it reports full (Node's default is 16 KiB). Back-pressure still
+ * takes before it reports full (Node's default: 16 KiB on Node 20, 64 KiB from 22). Back-pressure still
  * works the same way, at this mark; it bounds the memory queued per connection.
  */
 export const BATCHED_SOCKET_OPTIONS = { writableHighWaterMark: 256 * 1024 } as const;

@@ -37,18 +37,16 @@ export interface Drain {
   cpu: CpuPerMessage;
 }
 
-/**
- * One round: each comparator once; raw and the ceiling once per variant.
- * `best` holds, for each comparator, the drain of its chosen variant (see
- * {@link chooseVariants}).
- */
-export interface ThroughputRound {
+/** One round as run: each comparator once; raw and the ceiling once per variant. */
+export interface RoundDrains {
   order: Comparator[];
-  best: Record<Comparator, Drain & { variant: string }>;
   /** Every variant's drain, by comparator and variant, e.g. `raw` → `2 channels`. */
   drains: Record<Comparator, Record<string, Drain>>;
-  /** Every variant's rate, e.g. `raw, 2 channels`. */
-  variants: Record<string, number>;
+}
+
+/** A round with, for each comparator, the drain of its chosen variant ({@link chooseVariants}). */
+export interface ThroughputRound extends RoundDrains {
+  best: Record<Comparator, Drain & { variant: string }>;
 }
 
 /** Rates in messages per second, medians over the rounds. */
@@ -100,7 +98,7 @@ export async function measureThroughput(
   const { messages } = options;
   const queue = await drainedQueue(env, `outbox-bench-${queueType}`, queueType);
   await installGraphileWorker(env.databaseUrl);
-  const rounds: ThroughputRound[] = [];
+  const ran: RoundDrains[] = [];
   try {
     for (let round = 0; round < options.rounds; round++) {
       // Each round starts one place further along, so drift over the run
@@ -108,10 +106,8 @@ export async function measureThroughput(
       const order = COMPARATORS.map(
         (_, i) => COMPARATORS[(i + round) % COMPARATORS.length] as Comparator,
       );
-      const variants: Record<string, number> = {};
-      const drains = { raw: {}, ceiling: {}, relay: {}, graphile: {} } as ThroughputRound['drains'];
+      const drains = { raw: {}, ceiling: {}, relay: {}, graphile: {} } as RoundDrains['drains'];
       const keep = (comparator: Comparator, variant: string, drain: Drain) => {
-        variants[`${comparator}, ${variant}`] = drain.rate;
         log(
           `  round ${round + 1}, ${queueType}: ${comparator} (${variant}) ${Math.round(drain.rate)} msg/s; CPU µs/msg ${cpuLine(drain.cpu)}`,
         );
@@ -168,14 +164,15 @@ export async function measureThroughput(
           }
         }
       }
-      rounds.push({ order, best: {} as ThroughputRound['best'], drains, variants });
+      ran.push({ order, drains });
     }
-    const chosen = chooseVariants(rounds);
-    for (const r of rounds) {
-      for (const c of COMPARATORS) {
-        r.best[c] = { ...(r.drains[c][chosen[c]] as Drain), variant: chosen[c] };
-      }
-    }
+    const chosen = chooseVariants(ran);
+    const rounds: ThroughputRound[] = ran.map((r) => ({
+      ...r,
+      best: Object.fromEntries(
+        COMPARATORS.map((c) => [c, { ...(r.drains[c][chosen[c]] as Drain), variant: chosen[c] }]),
+      ) as ThroughputRound['best'],
+    }));
     const fastestRate = (r: ThroughputRound, c: Comparator) =>
       Math.max(...Object.values(r.drains[c]).map((d) => d.rate));
     const rateOf = (c: Comparator) => median(rounds.map((r) => r.best[c].rate));
@@ -230,7 +227,7 @@ export async function measureThroughput(
  * would give raw and the ceiling the better of two draws of this machine's
  * noise against the relay's one.
  */
-export function chooseVariants(rounds: readonly ThroughputRound[]): Record<Comparator, string> {
+export function chooseVariants(rounds: readonly RoundDrains[]): Record<Comparator, string> {
   const chosen = {} as Record<Comparator, string>;
   for (const c of COMPARATORS) {
     const names = Object.keys(rounds[0]?.drains[c] ?? {});

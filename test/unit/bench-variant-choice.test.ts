@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chooseVariants, type Drain, type ThroughputRound } from '../../bench/throughput.js';
+import { chooseVariants, type Drain, type RoundDrains } from '../../bench/throughput.js';
 
 const drain = (rate: number): Drain => ({
   rate,
@@ -7,17 +7,15 @@ const drain = (rate: number): Drain => ({
 });
 
 /** A round whose ceiling drained at `one` and `two` msg/s with one and two workers. */
-function round(one: number, two: number): ThroughputRound {
+function round(one: number, two: number): RoundDrains {
   return {
     order: ['raw', 'ceiling', 'relay', 'graphile'],
-    best: {} as ThroughputRound['best'],
     drains: {
       raw: { '1 channel': drain(100), '2 channels': drain(90) },
       ceiling: { '1 worker': drain(one), '2 workers': drain(two) },
       relay: { 'outbox-relay run': drain(50) },
       graphile: { 'concurrency 500': drain(40) },
     },
-    variants: {},
   };
 }
 

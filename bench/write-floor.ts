@@ -7,7 +7,8 @@
  * writers, and so is each thing the outbox table and `enqueue` add, one at a
  * time: NOT NULL, the check constraints, each partial index, `enqueue`'s SQL
  * without its validation and encoding, and the validation and encoding alone
- * (in-process, per message).
+ * (in-process, per message); and `enqueue` asked for the rows' ids
+ * (`returnIds`, which adds RETURNING), to show what that opt-in costs.
  *
  * Every mode runs on the same connections, in alternating rounds (forward,
  * then backward), so drift and the tables' growth hit all alike; each figure
@@ -98,14 +99,23 @@ const FLOOR_VARIANTS = {
 } as const satisfies Record<string, readonly string[]>;
 
 type FloorVariant = keyof typeof FLOOR_VARIANTS;
-/** The floor variants, then the outbox table through enqueue's SQL alone, then enqueue. */
-export type FloorMode = 'plain' | FloorVariant | 'outbox SQL only' | 'enqueue';
+/**
+ * The floor variants, then the outbox table through enqueue's SQL alone, then
+ * enqueue, and enqueue asked for the rows' ids (`returnIds`, an opt-in).
+ */
+export type FloorMode =
+  | 'plain'
+  | FloorVariant
+  | 'outbox SQL only'
+  | 'enqueue'
+  | 'enqueue with returnIds';
 
 const MODES: readonly FloorMode[] = [
   'plain',
   ...(Object.keys(FLOOR_VARIANTS) as FloorVariant[]),
   'outbox SQL only',
   'enqueue',
+  'enqueue with returnIds',
 ];
 
 /** One mode's medians over its rounds. */
@@ -161,6 +171,9 @@ function floorValues(k: number): unknown[] {
 function outboxStep(mode: FloorMode): (client: pg.Client, k: number) => Promise<unknown> {
   if (mode === 'plain') return async () => undefined;
   if (mode === 'enqueue') return (client, k) => enqueue(client, benchEvent(k), { schema: SCHEMA });
+  if (mode === 'enqueue with returnIds') {
+    return (client, k) => enqueue(client, benchEvent(k), { schema: SCHEMA, returnIds: true });
+  }
   if (mode === 'outbox SQL only') {
     // enqueue's statement on the real table, with the row encoded beforehand.
     const encoded = Array.from({ length: 1000 }, (_, k) =>
@@ -169,6 +182,7 @@ function outboxStep(mode: FloorMode): (client: pg.Client, k: number) => Promise<
     return (client, k) =>
       insertMessages(toSqlExecutor(client), SCHEMA, [encoded[k % 1000] as EncodedMessage], {
         notify: false,
+        returnIds: false,
       });
   }
   const table = tableName(mode === 'floor + returning' ? 'floor' : mode);

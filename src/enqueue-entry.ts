@@ -13,7 +13,7 @@ export {
   UnsupportedExecutorError,
 } from './errors.js';
 export { type EnqueueOptions, enqueue, MAX_MESSAGES_PER_CALL } from './outbox/enqueue.js';
-export type { InsertedMessage } from './outbox/insert-statements.js';
+export type { EnqueuedMessage, InsertedMessage } from './outbox/insert-statements.js';
 export {
   DEFAULT_MAX_PAYLOAD_BYTES,
   type HeaderValue,

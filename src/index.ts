@@ -25,7 +25,7 @@ export {
 } from './log/logger.js';
 export { migrateDown, migrateUp, migrationStatus } from './migrator/migrator.js';
 export { type EnqueueOptions, enqueue, MAX_MESSAGES_PER_CALL } from './outbox/enqueue.js';
-export type { InsertedMessage } from './outbox/insert-statements.js';
+export type { EnqueuedMessage, InsertedMessage } from './outbox/insert-statements.js';
 export {
   DEFAULT_MAX_PAYLOAD_BYTES,
   type HeaderValue,

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueue } from '../src/outbox/enqueue.js';
-import type { InsertedMessage } from '../src/outbox/insert-statements.js';
+import type { EnqueuedMessage, InsertedMessage } from '../src/outbox/insert-statements.js';
 import type { OutboxMessage } from '../src/outbox/message.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 
@@ -103,10 +103,11 @@ function write(
   note: string,
   messages: OutboxMessage[],
   failure?: Error,
-): Promise<InsertedMessage[]> {
+  returnIds = true,
+): Promise<EnqueuedMessage[]> {
   return prisma.$transaction(async (tx) => {
     await tx.order.create({ data: { note } });
-    const inserted = await enqueue(tx, messages, { schema: db.schema });
+    const inserted = await enqueue(tx, messages, { schema: db.schema, returnIds });
     if (failure) throw failure;
     return inserted;
   });
@@ -136,7 +137,10 @@ async function stored(messages: readonly OutboxMessage[]) {
   return rows;
 }
 
-function expected(messages: readonly OutboxMessage[], inserted: readonly InsertedMessage[]) {
+function expected(
+  messages: readonly OutboxMessage[],
+  inserted: readonly Partial<InsertedMessage>[],
+) {
   return messages.map((m, i) => ({
     id: inserted[i]?.id,
     message_id: m.messageId,
@@ -173,6 +177,26 @@ describe('enqueue on a Prisma interactive transaction', () => {
     expect(await stored(messages)).toEqual([]);
   });
 
+  it('by default returns only the message ids (no RETURNING) and stores the same rows', async () => {
+    const note = randomUUID();
+    const one = [message(0, ALL_BYTES)];
+    const many = Array.from({ length: 20 }, (_, i) => message(i + 1));
+    expect(await write(note, one, undefined, false)).toStrictEqual([
+      { messageId: one[0]?.messageId },
+    ]);
+    expect(await write(note, many, undefined, false)).toStrictEqual(
+      many.map((m) => ({ messageId: m.messageId })),
+    );
+    expect(await orderCount(note)).toBe(2);
+    const rows = await stored([...one, ...many]);
+    expect(rows).toEqual(
+      expected(
+        [...one, ...many],
+        rows.map((r) => ({ id: r.id })),
+      ),
+    );
+  });
+
   it('inserts a batch in one call and returns the ids of the rows it stored, in input order', async () => {
     const note = randomUUID();
     const messages = Array.from({ length: 50 }, (_, i) =>
@@ -186,7 +210,7 @@ describe('enqueue on a Prisma interactive transaction', () => {
 
   it('also takes the PrismaClient itself, outside a transaction: the rows commit on their own', async () => {
     const messages = [message(0), message(1, ALL_BYTES)];
-    const inserted = await enqueue(prisma, messages, { schema: db.schema });
+    const inserted = await enqueue(prisma, messages, { schema: db.schema, returnIds: true });
     expect(await stored(messages)).toEqual(expected(messages, inserted));
   });
 });

@@ -20,7 +20,7 @@ import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnsupportedExecutorError } from '../src/errors.js';
 import { enqueue } from '../src/outbox/enqueue.js';
-import type { InsertedMessage } from '../src/outbox/insert-statements.js';
+import type { EnqueuedMessage, InsertedMessage } from '../src/outbox/insert-statements.js';
 import type { OutboxMessage } from '../src/outbox/message.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 
@@ -34,7 +34,13 @@ let db: TestDatabase;
 interface ClientCase {
   name: string;
   open(): Promise<void>;
-  write(note: string, messages: OutboxMessage[], failure?: Error): Promise<InsertedMessage[]>;
+  /** With `returnIds` false, `enqueue`'s default: no row ids come back. */
+  write(
+    note: string,
+    messages: OutboxMessage[],
+    failure?: Error,
+    returnIds?: boolean,
+  ): Promise<EnqueuedMessage[]>;
   /** The pool, database or ORM instance itself, outside any transaction. */
   instance(): unknown;
   close(): Promise<void>;
@@ -42,7 +48,7 @@ interface ClientCase {
 
 function cases(): ClientCase[] {
   const schema = () => db.schema;
-  const options = () => ({ schema: db.schema });
+  const options = (returnIds = true) => ({ schema: db.schema, returnIds });
   const insertOrder = () => `insert into "${db.schema}".orders (note) values ($1)`;
 
   let pool: pg.Pool;
@@ -51,12 +57,12 @@ function cases(): ClientCase[] {
     async open() {
       pool = new pg.Pool({ connectionString: db.url, max: 1 });
     },
-    async write(note, messages, failure) {
+    async write(note, messages, failure, returnIds) {
       const client = await pool.connect();
       try {
         await client.query('begin');
         await client.query(insertOrder(), [note]);
-        const inserted = await enqueue(client, messages, options());
+        const inserted = await enqueue(client, messages, options(returnIds));
         if (failure) throw failure;
         await client.query('commit');
         return inserted;
@@ -79,10 +85,10 @@ function cases(): ClientCase[] {
         dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: db.url, max: 1 }) }),
       });
     },
-    write: (note, messages, failure) =>
+    write: (note, messages, failure, returnIds) =>
       kysely.transaction().execute(async (trx) => {
         await trx.withSchema(schema()).insertInto('orders').values({ note }).execute();
-        const inserted = await enqueue(trx, messages, options());
+        const inserted = await enqueue(trx, messages, options(returnIds));
         if (failure) throw failure;
         return inserted;
       }),
@@ -96,10 +102,10 @@ function cases(): ClientCase[] {
     async open() {
       knex = knexFactory({ client: 'pg', connection: db.url, pool: { min: 0, max: 1 } });
     },
-    write: (note, messages, failure) =>
+    write: (note, messages, failure, returnIds) =>
       knex.transaction(async (trx) => {
         await trx.withSchema(schema()).insert({ note }).into('orders');
-        const inserted = await enqueue(trx, messages, options());
+        const inserted = await enqueue(trx, messages, options(returnIds));
         if (failure) throw failure;
         return inserted;
       }),
@@ -118,10 +124,10 @@ function cases(): ClientCase[] {
       drizzlePool = new pg.Pool({ connectionString: db.url, max: 1 });
       drizzlePg = drizzleNodePg(drizzlePool);
     },
-    write: (note, messages, failure) =>
+    write: (note, messages, failure, returnIds) =>
       drizzlePg.transaction(async (tx) => {
         await tx.insert(drizzleOrders()).values({ note });
-        const inserted = await enqueue(tx, messages, options());
+        const inserted = await enqueue(tx, messages, options(returnIds));
         if (failure) throw failure;
         return inserted;
       }),
@@ -137,10 +143,10 @@ function cases(): ClientCase[] {
       drizzleSql = postgres(db.url, { max: 1, onnotice: () => undefined });
       drizzleJs = drizzlePostgresJs(drizzleSql);
     },
-    write: (note, messages, failure) =>
+    write: (note, messages, failure, returnIds) =>
       drizzleJs.transaction(async (tx) => {
         await tx.insert(drizzleOrders()).values({ note });
-        const inserted = await enqueue(tx, messages, options());
+        const inserted = await enqueue(tx, messages, options(returnIds));
         if (failure) throw failure;
         return inserted;
       }),
@@ -154,10 +160,10 @@ function cases(): ClientCase[] {
     async open() {
       sql = postgres(db.url, { max: 1, onnotice: () => undefined });
     },
-    async write(note, messages, failure) {
+    async write(note, messages, failure, returnIds) {
       return sql.begin(async (tx) => {
         await tx`insert into ${tx(schema())}.orders ${tx({ note })}`;
-        const inserted = await enqueue(tx, messages, options());
+        const inserted = await enqueue(tx, messages, options(returnIds));
         if (failure) throw failure;
         return inserted;
       }) as Promise<InsertedMessage[]>;
@@ -174,10 +180,10 @@ function cases(): ClientCase[] {
   const typeOrmManagerCase: ClientCase = {
     name: 'a TypeORM EntityManager in dataSource.transaction',
     open: openTypeOrm,
-    write: (note, messages, failure) =>
+    write: (note, messages, failure, returnIds) =>
       dataSource.transaction(async (manager) => {
         await manager.query(insertOrder(), [note]);
-        const inserted = await enqueue(manager, messages, options());
+        const inserted = await enqueue(manager, messages, options(returnIds));
         if (failure) throw failure;
         return inserted;
       }),
@@ -187,13 +193,13 @@ function cases(): ClientCase[] {
   const typeOrmRunnerCase: ClientCase = {
     name: 'a TypeORM QueryRunner after startTransaction',
     open: openTypeOrm,
-    async write(note, messages, failure) {
+    async write(note, messages, failure, returnIds) {
       const runner = dataSource.createQueryRunner();
       await runner.connect();
       await runner.startTransaction();
       try {
         await runner.query(insertOrder(), [note]);
-        const inserted = await enqueue(runner, messages, options());
+        const inserted = await enqueue(runner, messages, options(returnIds));
         if (failure) throw failure;
         await runner.commitTransaction();
         return inserted;
@@ -219,10 +225,10 @@ function cases(): ClientCase[] {
         { schema: schema(), tableName: 'orders', timestamps: false },
       );
     },
-    write: (note, messages, failure) =>
+    write: (note, messages, failure, returnIds) =>
       sequelize.transaction(async (transaction) => {
         await sequelize.models.Order?.create({ note }, { transaction });
-        const inserted = await enqueue(transaction, messages, options());
+        const inserted = await enqueue(transaction, messages, options(returnIds));
         if (failure) throw failure;
         return inserted;
       }),
@@ -246,10 +252,10 @@ function cases(): ClientCase[] {
         pool: { min: 0, max: 1 },
       });
     },
-    write: (note, messages, failure) =>
+    write: (note, messages, failure, returnIds) =>
       orm.em.fork().transactional(async (em) => {
         em.create(Order, { note });
-        const inserted = await enqueue(em, messages, options());
+        const inserted = await enqueue(em, messages, options(returnIds));
         if (failure) throw failure;
         return inserted;
       }),
@@ -301,7 +307,7 @@ async function storedRows(messageIds: readonly (string | undefined)[]) {
 }
 
 /** What a stored row must hold for `m`, enqueued as `inserted`. */
-function expectedRow(m: OutboxMessage, inserted: InsertedMessage | undefined) {
+function expectedRow(m: OutboxMessage, inserted: Partial<InsertedMessage> | undefined) {
   const bytes = Buffer.isBuffer(m.payload) ? m.payload : Buffer.from(JSON.stringify(m.payload));
   return {
     id: inserted?.id,
@@ -372,9 +378,27 @@ describe.each(clientCases)('enqueue on $name', (client) => {
     expect(stored).toEqual(messages.map((m, i) => expectedRow(m, inserted[i])));
   });
 
+  it('by default returns only the message ids (no RETURNING) and stores the same rows', async () => {
+    const note = randomUUID();
+    const one = [message(0, { payload: ALL_BYTES })];
+    const many = Array.from({ length: 20 }, (_, i) => message(i + 1));
+    expect(await client.write(note, one, undefined, false)).toStrictEqual([
+      { messageId: one[0]?.messageId },
+    ]);
+    expect(await client.write(note, many, undefined, false)).toStrictEqual(
+      many.map((m) => ({ messageId: m.messageId })),
+    );
+    expect(await orderCount(note)).toBe(2);
+    const stored = await storedRows([...one, ...many].map((m) => m.messageId));
+    expect(stored).toEqual([...one, ...many].map((m, i) => expectedRow(m, { id: stored[i]?.id })));
+  });
+
   it('also takes the pool or instance itself, outside a transaction: the rows commit on their own', async () => {
     const messages = [message(0), message(1, { payload: ALL_BYTES })];
-    const inserted = await enqueue(client.instance(), messages, { schema: db.schema });
+    const inserted = await enqueue(client.instance(), messages, {
+      schema: db.schema,
+      returnIds: true,
+    });
     expect(await storedRows(messages.map((m) => m.messageId))).toEqual(
       messages.map((m, i) => expectedRow(m, inserted[i])),
     );
@@ -391,7 +415,7 @@ describe('enqueue on a Kysely with a CamelCasePlugin', () => {
       const messages = [message(0), message(1)];
       const inserted = await camel
         .transaction()
-        .execute((trx) => enqueue(trx, messages, { schema: db.schema }));
+        .execute((trx) => enqueue(trx, messages, { schema: db.schema, returnIds: true }));
       expect(await storedRows(messages.map((m) => m.messageId))).toEqual(
         messages.map((m, i) => expectedRow(m, inserted[i])),
       );
@@ -406,7 +430,9 @@ describe('enqueue on clients that rename result columns', () => {
     const sql = postgres(db.url, { max: 1, onnotice: () => undefined, transform: postgres.camel });
     try {
       const messages = [message(0), message(1)];
-      const inserted = await sql.begin((tx) => enqueue(tx, messages, { schema: db.schema }));
+      const inserted = await sql.begin((tx) =>
+        enqueue(tx, messages, { schema: db.schema, returnIds: true }),
+      );
       expect(await storedRows(messages.map((m) => m.messageId))).toEqual(
         messages.map((m, i) => expectedRow(m, inserted[i])),
       );
@@ -431,7 +457,7 @@ describe('enqueue on clients that rename result columns', () => {
     try {
       const messages = [message(0), message(1)];
       const inserted = await knex.transaction((trx) =>
-        enqueue(trx, messages, { schema: db.schema }),
+        enqueue(trx, messages, { schema: db.schema, returnIds: true }),
       );
       expect(await storedRows(messages.map((m) => m.messageId))).toEqual(
         messages.map((m, i) => expectedRow(m, inserted[i])),
@@ -477,7 +503,7 @@ describe('recognising executors', () => {
       },
     };
     const m = message(0);
-    await expect(enqueue(manager, m, { schema: db.schema })).resolves.toEqual([
+    await expect(enqueue(manager, m, { schema: db.schema, returnIds: true })).resolves.toEqual([
       { id: '7', messageId: m.messageId },
     ]);
     expect(calls[0]?.[0]).toMatch(/^insert into/);

@@ -64,7 +64,7 @@ describe('enqueue', () => {
           messageId: '0F3A2B4C-1D2E-4F50-8A6B-7C8D9E0F1A2B',
           orderingKey: 'order-42',
         },
-        { schema: db.schema },
+        { schema: db.schema, returnIds: true },
       );
       await client.query('commit');
       expect(inserted?.messageId).toBe('0f3a2b4c-1d2e-4f50-8a6b-7c8d9e0f1a2b');
@@ -92,7 +92,7 @@ describe('enqueue', () => {
     const messages = Array.from({ length: 1000 }, (_, i) => orderEvent('events', `t${i % 3}`, i));
     const inserted = await kysely
       .transaction()
-      .execute((trx) => enqueue(trx, messages, { schema: db.schema }));
+      .execute((trx) => enqueue(trx, messages, { schema: db.schema, returnIds: true }));
     expect(inserted).toHaveLength(1000);
     const stored = await rows();
     expect(stored.map((r) => r.id)).toEqual(inserted.map((r) => r.id));
@@ -108,6 +108,7 @@ describe('enqueue', () => {
       const foreign = { query: (config: pg.QueryConfig) => client.query(config) };
       const [inserted] = await enqueue(foreign, orderEvent('events', 'acme', 1), {
         schema: db.schema,
+        returnIds: true,
       });
       expect(inserted?.id).toMatch(/^\d+$/);
       expect(await rows()).toHaveLength(1);
@@ -155,6 +156,81 @@ describe('enqueue', () => {
       expect(notified).toEqual([db.store.tables.notifyChannel]);
     } finally {
       await listener.end();
+    }
+  });
+
+  it('sends the NOTIFY and stores the rows in every statement shape: one or many rows, with or without ids', async () => {
+    const listener = new pg.Client({ connectionString: db.url });
+    await listener.connect();
+    let notifications = 0;
+    listener.on('notification', () => notifications++);
+    await listener.query(`listen "${db.store.tables.notifyChannel}"`);
+    try {
+      const options = { schema: db.schema, notify: true };
+      const one = await enqueue(db.pool, orderEvent('events', 'acme', 1), options);
+      const many = await enqueue(
+        db.pool,
+        [2, 3].map((seq) => orderEvent('events', 'acme', seq)),
+        options,
+      );
+      const oneWithId = await enqueue(db.pool, orderEvent('events', 'acme', 4), {
+        ...options,
+        returnIds: true,
+      });
+      const manyWithIds = await enqueue(
+        db.pool,
+        [5, 6].map((seq) => orderEvent('events', 'acme', seq)),
+        { ...options, returnIds: true },
+      );
+      await listener.query('select 1');
+      expect(notifications).toBe(4);
+      const stored = await rows();
+      expect(stored.map((r) => JSON.parse(String(r.payload)).seq)).toEqual([1, 2, 3, 4, 5, 6]);
+      expect([...one, ...many].map((r) => Object.keys(r))).toEqual([
+        ['messageId'],
+        ['messageId'],
+        ['messageId'],
+      ]);
+      expect([...one, ...many, ...oneWithId, ...manyWithIds]).toEqual(
+        stored.map((r) => expect.objectContaining({ messageId: r.message_id })),
+      );
+      expect([...oneWithId, ...manyWithIds].map((r) => r.id)).toEqual(
+        stored.slice(3).map((r) => r.id),
+      );
+    } finally {
+      await listener.end();
+    }
+  });
+
+  it('needs only INSERT on the table by default, and SELECT on the returned columns for returnIds', async () => {
+    const role = `outbox_writer_${db.schema}`.slice(0, 63);
+    await db.pool.query(`create role "${role}" nologin`);
+    const client = await db.pool.connect();
+    try {
+      await db.pool.query(`grant usage on schema "${db.schema}" to "${role}"`);
+      await db.pool.query(`grant insert on "${db.schema}".messages to "${role}"`);
+      const asWriter = async (returnIds: boolean) => {
+        await client.query('begin');
+        try {
+          await client.query(`set local role "${role}"`);
+          return await enqueue(client, orderEvent('events', 'acme', 1), {
+            schema: db.schema,
+            returnIds,
+          });
+        } finally {
+          await client.query('rollback');
+        }
+      };
+      expect(await asWriter(false)).toEqual([{ messageId: expect.any(String) }]);
+      await expect(asWriter(true)).rejects.toThrow(/permission denied/);
+      await db.pool.query(`grant select (id, message_id) on "${db.schema}".messages to "${role}"`);
+      expect(await asWriter(true)).toEqual([
+        { id: expect.stringMatching(/^\d+$/), messageId: expect.any(String) },
+      ]);
+    } finally {
+      client.release();
+      await db.pool.query(`drop owned by "${role}"`);
+      await db.pool.query(`drop role "${role}"`);
     }
   });
 });

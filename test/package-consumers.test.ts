@@ -116,8 +116,8 @@ async function main() {
     );
     await client.query('commit');
     const { rows } = await client.query(
-      'select message_id, tenant_id, convert_from(payload, $2) as payload, headers from "' + schema + '".messages where id = $1',
-      [inserted.id, 'UTF8'],
+      'select message_id, tenant_id, convert_from(payload, $2) as payload, headers from "' + schema + '".messages where message_id = $1',
+      [inserted.messageId, 'UTF8'],
     );
     console.log(JSON.stringify({ inserted, row: rows[0], sameEnqueue: root.enqueue === enqueue, otel: Boolean(otel) }));
   } finally {
@@ -155,8 +155,8 @@ try {
   );
   await client.query('commit');
   const { rows } = await client.query(
-    'select message_id, tenant_id, convert_from(payload, $2) as payload, headers from "' + schema + '".messages where id = $1',
-    [inserted.id, 'UTF8'],
+    'select message_id, tenant_id, convert_from(payload, $2) as payload, headers from "' + schema + '".messages where message_id = $1',
+    [inserted.messageId, 'UTF8'],
   );
   console.log(JSON.stringify({ inserted, row: rows[0], sameEnqueue: root.enqueue === enqueue, otel: Boolean(otel) }));
 } finally {
@@ -169,7 +169,7 @@ try {
  * `@ts-expect-error` lines fail the check if the types degrade to `any`.
  */
 const TYPED_APP = `
-import { enqueue, type InsertedMessage, InvalidMessageError, type OutboxMessage } from 'outbox-relay/enqueue';
+import { enqueue, type EnqueuedMessage, type InsertedMessage, InvalidMessageError, type OutboxMessage } from 'outbox-relay/enqueue';
 import { enqueue as rootEnqueue, migrateUp, Relay } from 'outbox-relay';
 import pg from 'pg';
 
@@ -179,7 +179,10 @@ export async function placeOrder(pool: pg.Pool): Promise<InsertedMessage[]> {
   try {
     // @ts-expect-error tenantId is a string
     await enqueue(client, { ...message, tenantId: 1 });
-    return await rootEnqueue(client, message, { schema: 'outbox' });
+    const plain: EnqueuedMessage[] = await enqueue(client, message);
+    // @ts-expect-error a row id comes back only with returnIds
+    console.log(plain[0]?.id);
+    return await rootEnqueue(client, message, { schema: 'outbox', returnIds: true });
   } catch (error) {
     if (error instanceof InvalidMessageError) console.log(error.field.toUpperCase(), error.index + 1);
     throw error;
@@ -276,7 +279,7 @@ async function runApp(dir: string, script: string): Promise<AppReport> {
 }
 
 interface AppReport {
-  inserted: { id: string; messageId: string };
+  inserted: { messageId: string };
   row: { message_id: string; tenant_id: string; payload: string; headers: Record<string, string> };
   sameEnqueue: boolean;
   otel: boolean;

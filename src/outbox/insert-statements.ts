@@ -10,115 +10,149 @@ import { type OutboxTables, perSchema } from './outbox-tables.js';
 import { compareIds } from './row-id.js';
 import type { SqlExecutor } from './sql-executor-port.js';
 
+/** Which insert statement: one row or many, with a wake-up NOTIFY or not, returning ids or not. */
+export interface InsertShape {
+  many: boolean;
+  notify: boolean;
+  returnIds: boolean;
+}
+
 /** The insert statements of one schema. */
 export interface InsertStatements {
   readonly tables: OutboxTables;
-  /** Many rows: `INSERT … SELECT FROM unnest($1 … $9)`. */
-  readonly insert: string;
-  readonly insertAndNotify: string;
-  /** One row: `INSERT … VALUES ($1 … $9)`. */
-  readonly insertOne: string;
-  readonly insertOneAndNotify: string;
+  /** The statement text of `shape`. */
+  text(shape: InsertShape): string;
 }
 
 const COLUMNS =
   'message_id, tenant_id, ordering_key, exchange, routing_key, message_type, payload, content_type, headers';
+// One message, the common case: plain VALUES, so the payload travels as a
+// binary parameter (pg sends bytea[] elements as hex text).
+const VALUES = 'values ($1, $2, $3, $4, $5, $6, $7, $8, $9)';
 const UNNEST =
   'select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::text[], $9::jsonb[])';
 
+/**
+ * The statement of one shape. Ids come back only when asked for: RETURNING
+ * costs every insert (a row description and a data row to build and send, and
+ * to parse in the client), about 15 % of a business transaction's time at 32
+ * writers (docs/benchmarks.md). The caller knows the message ids it sent; one
+ * row returns only its id, many rows also their message id, to map back.
+ */
+function insertText(table: string, { many, notify, returnIds }: InsertShape): string {
+  const insert = `insert into ${table} (${COLUMNS}) ${many ? UNNEST : VALUES}`;
+  // Returned columns are one lower-case word each (id, mid): clients that
+  // rename result columns (postgres.js transform, Knex postProcessResponse,
+  // Kysely CamelCasePlugin) leave them as they are.
+  const output = many ? 'id::text as id, message_id::text as mid' : 'id::text as id';
+  if (!notify) return returnIds ? `${insert}\n      returning ${output}` : insert;
+  // A data-modifying WITH runs once whether or not the outer query reads it.
+  if (!returnIds) return `with inserted as (${insert})\n      select pg_notify($10, '')`;
+  const stored = many ? 'id, message_id' : 'id';
+  const read = many
+    ? 'inserted.id::text as id, inserted.message_id::text as mid'
+    : 'inserted.id::text as id';
+  return `with inserted as (${insert} returning ${stored}),
+      notified as (select pg_notify($10, ''))
+      select ${read} from inserted cross join notified`;
+}
+
+const SHAPES: readonly InsertShape[] = [false, true].flatMap((many) =>
+  [false, true].flatMap((notify) =>
+    [false, true].map((returnIds) => ({ many, notify, returnIds })),
+  ),
+);
+
+function shapeKey({ many, notify, returnIds }: InsertShape): string {
+  return `${many ? 'many' : 'one'}${notify ? '_notify' : ''}${returnIds ? '_ids' : ''}`;
+}
+
 /** The insert statements of `schema` (a validated identifier), built on first use. */
 export const insertStatements = perSchema((tables): InsertStatements => {
-  const t = tables.messages;
-  return {
-    tables,
-    // Returned columns are one lower-case word each (id, mid): clients that
-    // rename result columns (postgres.js transform, Knex postProcessResponse,
-    // Kysely CamelCasePlugin) leave them as they are.
-    insert: `insert into ${t} (${COLUMNS}) ${UNNEST} returning id::text as id, message_id::text as mid`,
-    // One message, the common case: plain VALUES, so the payload travels as a
-    // binary parameter (pg sends bytea[] elements as hex text). It returns
-    // only the id: the caller knows the one message id it sent, and every
-    // returned column costs the server a little on each insert.
-    insertOne: `insert into ${t} (${COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-      returning id::text as id`,
-    insertOneAndNotify: `with inserted as (insert into ${t} (${COLUMNS})
-        values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning id),
-      notified as (select pg_notify($10, ''))
-      select inserted.id::text as id from inserted cross join notified`,
-    insertAndNotify: `with inserted as (insert into ${t} (${COLUMNS}) ${UNNEST} returning id, message_id),
-      notified as (select pg_notify($10, ''))
-      select inserted.id::text as id, inserted.message_id::text as mid from inserted cross join notified`,
-  };
+  const texts = new Map(
+    SHAPES.map((shape) => [shapeKey(shape), insertText(tables.messages, shape)]),
+  );
+  return { tables, text: (shape) => texts.get(shapeKey(shape)) as string };
 });
 
-/** What `insertMessages` returns per row, in input order. */
-export interface InsertedMessage {
+/** What `enqueue` returns per message, in input order. */
+export interface EnqueuedMessage {
+  /** The AMQP message id: given by the caller, or generated by `enqueue`. */
+  messageId: string;
+}
+
+/** What `enqueue` returns per message with `returnIds`: also the row's id. */
+export interface InsertedMessage extends EnqueuedMessage {
   /** The row's id (a bigint, as a decimal string). */
   id: string;
-  messageId: string;
+}
+
+/** A row's values in the order of COLUMNS. */
+function columnValues(r: EncodedMessage): unknown[] {
+  return [
+    r.messageId,
+    r.tenantId,
+    r.orderingKey,
+    r.exchange,
+    r.routingKey,
+    r.messageType,
+    r.payload,
+    r.contentType,
+    r.headers,
+  ];
 }
 
 /**
  * Inserts rows into the outbox of `schema` in one statement, on `db` (the
- * caller's transaction); optionally sends a wake-up NOTIFY in the same statement.
+ * caller's transaction); optionally sends a wake-up NOTIFY in the same
+ * statement. Returns each row's id only with `returnIds`.
  */
 export async function insertMessages(
   db: SqlExecutor,
   schema: string,
   rows: readonly EncodedMessage[],
-  options: { notify: boolean; preparedStatements?: boolean },
-): Promise<InsertedMessage[]> {
+  options: { notify: boolean; returnIds: true; preparedStatements?: boolean },
+): Promise<InsertedMessage[]>;
+export async function insertMessages(
+  db: SqlExecutor,
+  schema: string,
+  rows: readonly EncodedMessage[],
+  options: { notify: boolean; returnIds: boolean; preparedStatements?: boolean },
+): Promise<EnqueuedMessage[]>;
+export async function insertMessages(
+  db: SqlExecutor,
+  schema: string,
+  rows: readonly EncodedMessage[],
+  options: { notify: boolean; returnIds: boolean; preparedStatements?: boolean },
+): Promise<EnqueuedMessage[] | InsertedMessage[]> {
   const statements = insertStatements(schema);
-  const { notifyChannel } = statements.tables;
+  const shape: InsertShape = {
+    many: rows.length > 1,
+    notify: options.notify,
+    returnIds: options.returnIds,
+  };
+  const perRow = rows.map(columnValues);
+  // Many rows travel as one array per column, for unnest.
+  const values: unknown[] = shape.many
+    ? (perRow[0] as unknown[]).map((_, column) => perRow.map((row) => row[column]))
+    : (perRow[0] as unknown[]);
+  if (shape.notify) values.push(statements.tables.notifyChannel);
   // Unnamed by default: a transaction pooler (PgBouncer in transaction mode,
   // Supavisor, RDS Proxy) cannot keep a named statement on one client.
-  const named = (name: string) => (options.preparedStatements ? name : undefined);
-  if (rows.length === 1) {
-    const r = rows[0] as EncodedMessage;
-    const values: unknown[] = [
-      r.messageId,
-      r.tenantId,
-      r.orderingKey,
-      r.exchange,
-      r.routingKey,
-      r.messageType,
-      r.payload,
-      r.contentType,
-      r.headers,
-    ];
-    if (options.notify) values.push(notifyChannel);
-    const [row] = await db.run<{ id: string }>(
-      options.notify ? statements.insertOneAndNotify : statements.insertOne,
-      values,
-      named(`outbox_insert_one_${options.notify ? 'notify_' : ''}${schema}`),
-    );
-    return [{ id: row?.id ?? '', messageId: r.messageId }];
-  }
-  const values: unknown[] = [
-    rows.map((r) => r.messageId),
-    rows.map((r) => r.tenantId),
-    rows.map((r) => r.orderingKey),
-    rows.map((r) => r.exchange),
-    rows.map((r) => r.routingKey),
-    rows.map((r) => r.messageType),
-    rows.map((r) => r.payload),
-    rows.map((r) => r.contentType),
-    rows.map((r) => r.headers),
-  ];
-  const text = options.notify ? statements.insertAndNotify : statements.insert;
-  if (options.notify) values.push(notifyChannel);
-  const inserted = await db.run<{ id: string; mid: string }>(
-    text,
-    values,
-    named(`outbox_insert_${options.notify ? 'notify_' : ''}${schema}`),
-  );
+  const name = options.preparedStatements
+    ? `outbox_insert_${shapeKey(shape)}_${schema}`
+    : undefined;
+  const returned = await db.run<{ id: string; mid?: string }>(statements.text(shape), values, name);
+  if (!shape.returnIds) return rows.map((r) => ({ messageId: r.messageId }));
+  if (!shape.many)
+    return [{ id: returned[0]?.id ?? '', messageId: (rows[0] as EncodedMessage).messageId }];
   // Map back by message id so the result follows the input order whatever
   // order RETURNING used; a message id given twice maps in id order.
   const byMessageId = new Map<string, string[]>();
-  for (const row of [...inserted].sort((a, b) => compareIds(a.id, b.id))) {
-    const ids = byMessageId.get(row.mid) ?? [];
+  for (const row of [...returned].sort((a, b) => compareIds(a.id, b.id))) {
+    const ids = byMessageId.get(row.mid as string) ?? [];
     ids.push(row.id);
-    byMessageId.set(row.mid, ids);
+    byMessageId.set(row.mid as string, ids);
   }
   return rows.map((r) => ({
     id: byMessageId.get(r.messageId)?.shift() ?? '',

@@ -30,6 +30,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidMessageError } from '../../src/errors.js';
 import { enqueue } from '../../src/outbox/enqueue.js';
+import type { InsertedMessage } from '../../src/outbox/insert-statements.js';
 import type { Received } from '../helpers/broker.js';
 import { useOutboxFixture } from '../helpers/fixture.js';
 import {
@@ -158,10 +159,11 @@ async function enqueueOne(built: Built, run: Run, index: number): Promise<Accept
   try {
     const before = await rowCount();
     const { executor, statements } = countingExecutor();
-    let inserted: Awaited<ReturnType<typeof enqueue>>;
+    let inserted: InsertedMessage[];
     try {
       inserted = await enqueue(executor, built.message as never, {
         schema: fixture.db.schema,
+        returnIds: true,
         ...(run.maxPayloadBytes === undefined ? {} : { maxPayloadBytes: run.maxPayloadBytes }),
       });
     } catch (error) {

@@ -393,6 +393,38 @@ describe.each(clientCases)('enqueue on $name', (client) => {
     expect(stored).toEqual([...one, ...many].map((m, i) => expectedRow(m, { id: stored[i]?.id })));
   });
 
+  it('sends the wake-up NOTIFY with one row or many, with or without ids', async () => {
+    const listener = new pg.Client({ connectionString: db.url });
+    await listener.connect();
+    let heard = 0;
+    listener.on('notification', () => heard++);
+    await listener.query(`listen "${db.store.tables.notifyChannel}"`);
+    try {
+      const sent: OutboxMessage[] = [];
+      for (const returnIds of [false, true]) {
+        for (const count of [1, 3]) {
+          const batch = Array.from({ length: count }, (_, i) => message(i));
+          sent.push(...batch);
+          const options = { schema: db.schema, notify: true, returnIds };
+          const result = await enqueue(client.instance(), batch, options);
+          expect(result).toEqual(
+            batch.map((m) =>
+              returnIds
+                ? { id: expect.stringMatching(/^\d+$/), messageId: m.messageId }
+                : { messageId: m.messageId },
+            ),
+          );
+        }
+      }
+      // A round trip on the listening connection delivers what was already sent.
+      await listener.query('select 1');
+      expect(heard).toBe(4);
+      expect(await storedRows(sent.map((m) => m.messageId))).toHaveLength(sent.length);
+    } finally {
+      await listener.end();
+    }
+  });
+
   it('also takes the pool or instance itself, outside a transaction: the rows commit on their own', async () => {
     const messages = [message(0), message(1, { payload: ALL_BYTES })];
     const inserted = await enqueue(client.instance(), messages, {

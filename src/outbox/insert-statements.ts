@@ -35,7 +35,7 @@ const UNNEST =
 /**
  * The statement of one shape. Ids come back only when asked for: RETURNING
  * costs every insert (a row description and a data row to build and send, and
- * to parse in the client), about 15 % of a business transaction's time at 32
+ * to parse in the client), 7–15 % of a business transaction's time at 32
  * writers (docs/benchmarks.md). The caller knows the message ids it sent; one
  * row returns only its id, many rows also their message id, to map back.
  */
@@ -47,7 +47,13 @@ function insertText(table: string, { many, notify, returnIds }: InsertShape): st
   const output = many ? 'id::text as id, message_id::text as mid' : 'id::text as id';
   if (!notify) return returnIds ? `${insert}\n      returning ${output}` : insert;
   // A data-modifying WITH runs once whether or not the outer query reads it.
-  if (!returnIds) return `with inserted as (${insert})\n      select pg_notify($10, '')`;
+  // pg_notify returns void, which some clients cannot read (Prisma): the
+  // statement returns a plain integer instead.
+  if (!returnIds) {
+    return `with inserted as (${insert}),
+      notified as (select pg_notify($10, ''))
+      select 1 as notified from notified`;
+  }
   const stored = many ? 'id, message_id' : 'id';
   const read = many
     ? 'inserted.id::text as id, inserted.message_id::text as mid'

@@ -12,12 +12,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { PrismaPg } from '@prisma/adapter-pg';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueue } from '../src/outbox/enqueue.js';
 import type { EnqueuedMessage, InsertedMessage } from '../src/outbox/insert-statements.js';
 import type { OutboxMessage } from '../src/outbox/message.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { enqueueEveryNotifyShape, listenForWakeUps } from './helpers/wake-ups.js';
 
 /** The part of the generated client this file uses. */
 interface OrdersClient {
@@ -210,29 +210,17 @@ describe('enqueue on a Prisma interactive transaction', () => {
   });
 
   it('sends the wake-up NOTIFY with one row or many, with or without ids', async () => {
-    const listener = new pg.Client({ connectionString: db.url });
-    await listener.connect();
-    let heard = 0;
-    listener.on('notification', () => heard++);
-    await listener.query(`listen "${db.store.tables.notifyChannel}"`);
+    const listener = await listenForWakeUps(db.url, db.store.tables.notifyChannel);
     try {
-      const sent: OutboxMessage[] = [];
-      for (const returnIds of [false, true]) {
-        for (const count of [1, 3]) {
-          const batch = Array.from({ length: count }, (_, i) => message(i));
-          sent.push(...batch);
-          const options = { schema: db.schema, notify: true, returnIds };
-          const result = await prisma.$transaction((tx) => enqueue(tx, batch, options));
-          expect(result.map((r) => r.messageId)).toEqual(batch.map((m) => m.messageId));
-          expect(result.every((r) => 'id' in r)).toBe(returnIds);
-        }
-      }
-      // A round trip on the listening connection delivers what was already sent.
-      await listener.query('select 1');
-      expect(heard).toBe(4);
+      const { sent } = await enqueueEveryNotifyShape(
+        (i) => message(i),
+        (batch, options) => prisma.$transaction((tx) => enqueue(tx, batch, options)),
+        db.schema,
+      );
+      expect(await listener.heard()).toHaveLength(4);
       expect(await stored(sent)).toHaveLength(sent.length);
     } finally {
-      await listener.end();
+      await listener.close();
     }
   });
 

@@ -23,6 +23,7 @@ import { enqueue } from '../src/outbox/enqueue.js';
 import type { EnqueuedMessage, InsertedMessage } from '../src/outbox/insert-statements.js';
 import type { OutboxMessage } from '../src/outbox/message.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { enqueueEveryNotifyShape, listenForWakeUps } from './helpers/wake-ups.js';
 
 let db: TestDatabase;
 
@@ -394,34 +395,17 @@ describe.each(clientCases)('enqueue on $name', (client) => {
   });
 
   it('sends the wake-up NOTIFY with one row or many, with or without ids', async () => {
-    const listener = new pg.Client({ connectionString: db.url });
-    await listener.connect();
-    let heard = 0;
-    listener.on('notification', () => heard++);
-    await listener.query(`listen "${db.store.tables.notifyChannel}"`);
+    const listener = await listenForWakeUps(db.url, db.store.tables.notifyChannel);
     try {
-      const sent: OutboxMessage[] = [];
-      for (const returnIds of [false, true]) {
-        for (const count of [1, 3]) {
-          const batch = Array.from({ length: count }, (_, i) => message(i));
-          sent.push(...batch);
-          const options = { schema: db.schema, notify: true, returnIds };
-          const result = await enqueue(client.instance(), batch, options);
-          expect(result).toEqual(
-            batch.map((m) =>
-              returnIds
-                ? { id: expect.stringMatching(/^\d+$/), messageId: m.messageId }
-                : { messageId: m.messageId },
-            ),
-          );
-        }
-      }
-      // A round trip on the listening connection delivers what was already sent.
-      await listener.query('select 1');
-      expect(heard).toBe(4);
+      const { sent } = await enqueueEveryNotifyShape(
+        (i) => message(i),
+        (batch, options) => enqueue(client.instance(), batch, options),
+        db.schema,
+      );
+      expect(await listener.heard()).toHaveLength(4);
       expect(await storedRows(sent.map((m) => m.messageId))).toHaveLength(sent.length);
     } finally {
-      await listener.end();
+      await listener.close();
     }
   });
 

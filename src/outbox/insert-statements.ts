@@ -111,26 +111,15 @@ function columnValues(r: EncodedMessage): unknown[] {
 /**
  * Inserts rows into the outbox of `schema` in one statement, on `db` (the
  * caller's transaction); optionally sends a wake-up NOTIFY in the same
- * statement. Returns each row's id only with `returnIds`.
+ * statement. Returns the message ids, and with `returnIds` each row's id as
+ * well ({@link InsertedMessage}).
  */
 export async function insertMessages(
   db: SqlExecutor,
   schema: string,
   rows: readonly EncodedMessage[],
-  options: { notify: boolean; returnIds: true; preparedStatements?: boolean },
-): Promise<InsertedMessage[]>;
-export async function insertMessages(
-  db: SqlExecutor,
-  schema: string,
-  rows: readonly EncodedMessage[],
   options: { notify: boolean; returnIds: boolean; preparedStatements?: boolean },
-): Promise<EnqueuedMessage[]>;
-export async function insertMessages(
-  db: SqlExecutor,
-  schema: string,
-  rows: readonly EncodedMessage[],
-  options: { notify: boolean; returnIds: boolean; preparedStatements?: boolean },
-): Promise<EnqueuedMessage[] | InsertedMessage[]> {
+): Promise<EnqueuedMessage[]> {
   const statements = insertStatements(schema);
   const shape: InsertShape = {
     many: rows.length > 1,
@@ -150,8 +139,13 @@ export async function insertMessages(
     : undefined;
   const returned = await db.run<{ id: string; mid?: string }>(statements.text(shape), values, name);
   if (!shape.returnIds) return rows.map((r) => ({ messageId: r.messageId }));
-  if (!shape.many)
-    return [{ id: returned[0]?.id ?? '', messageId: (rows[0] as EncodedMessage).messageId }];
+  if (!shape.many) {
+    const one: InsertedMessage = {
+      id: returned[0]?.id ?? '',
+      messageId: (rows[0] as EncodedMessage).messageId,
+    };
+    return [one];
+  }
   // Map back by message id so the result follows the input order whatever
   // order RETURNING used; a message id given twice maps in id order.
   const byMessageId = new Map<string, string[]>();

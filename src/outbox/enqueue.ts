@@ -39,8 +39,9 @@ export interface EnqueueOptions {
   preparedStatements?: boolean;
   /**
    * Also return each row's id (default false). The id comes back through
-   * RETURNING, which costs every insert: 7–15 % of a one-event business
-   * transaction's throughput at 32 writers, 3–6 % at one (docs/benchmarks.md).
+   * RETURNING, which costs every insert: 4–20 % of a one-event business
+   * transaction's throughput in the bench's runs, at 1 and at 32 writers
+   * (docs/benchmarks.md).
    * The message id, returned always, is the event's identity for consumers
    * (the AMQP messageId) and is shown by `outbox-relay dead` beside the row id.
    */

@@ -35,7 +35,7 @@ const UNNEST =
 /**
  * The statement of one shape. Ids come back only when asked for: RETURNING
  * costs every insert (a row description and a data row to build and send, and
- * to parse in the client), 7–15 % of a business transaction's time at 32
+ * to parse in the client), 4–20 % of a business transaction's time at 1 and 32
  * writers (docs/benchmarks.md). The caller knows the message ids it sent; one
  * row returns only its id, many rows also their message id, to map back.
  */

@@ -76,7 +76,7 @@ describe('human output of values from the database', () => {
     expectPrintable(listed.stdout);
     expect(listed.stdout.trimEnd().split('\n')).toHaveLength(2);
     expect(listed.stdout).toMatch(
-      /^\d+ {2}evil\\x1b\[31m\\nfake {2}999 {2}1s {2}paused\\x1b\[0m {2}ex\\x1b\[2J key\\r\\u202e {2}attempts 3 {2}dead \S+\n {4}boom\\n3 {2}acme {2}amq\.direct x {2}attempts 1\\x07\n$/,
+      /^\d+ {2}[0-9a-f-]{36} {2}evil\\x1b\[31m\\nfake {2}999 {2}1s {2}paused\\x1b\[0m {2}ex\\x1b\[2J key\\r\\u202e {2}attempts 3 {2}dead \S+\n {4}boom\\n3 {2}acme {2}amq\.direct x {2}attempts 1\\x07\n$/,
     );
 
     const json = await runCli(['dead', 'list', '--json', '--limit=1'], cliEnv(fixture));

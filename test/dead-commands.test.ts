@@ -30,15 +30,17 @@ describe('outbox-relay dead, as ops run it', () => {
     expect(listed.code).toBe(0);
     const dead = JSON.parse(listed.stdout) as {
       id: string;
+      message_id: string;
       tenant_id: string;
       attempts: number;
       last_error: string;
     }[];
     expect(dead.map((r) => r.tenant_id)).toEqual(['acme', 'acme', 'globex']);
     expect(dead[0]).toMatchObject({ attempts: 1, last_error: expect.stringMatching(/NO_ROUTE/) });
-    expect((await runCli(['dead', 'list'], env)).stdout).toMatch(
-      /acme {2}amq\.direct nowhere {2}attempts 1/,
-    );
+    // The text lists each row's id and message id (what enqueue returns) first.
+    const text = (await runCli(['dead', 'list'], env)).stdout;
+    expect(text).toMatch(/acme {2}amq\.direct nowhere {2}attempts 1/);
+    expect(text).toContain(`${dead[0]?.id}  ${dead[0]?.message_id}  acme  `);
     const limited = await runCli(['dead', 'list', '--json', '--limit=2', '--tenant=acme'], env);
     expect(JSON.parse(limited.stdout)).toHaveLength(2);
     const one = await runCli(['dead', 'list', '--json', '--limit', '1'], env);

@@ -56,7 +56,7 @@ function selection(action: string, options: DeadOptions): DeadSelection {
 function describeRow(row: DeadRow): string {
   const exchange = row.exchange === '' ? '(default)' : printable(row.exchange);
   return (
-    `${row.id}  ${printable(row.tenant_id)}  ${exchange} ${printable(row.routing_key)}  attempts ${row.attempts}  dead ${row.dead_at.toISOString()}\n` +
+    `${row.id}  ${row.message_id}  ${printable(row.tenant_id)}  ${exchange} ${printable(row.routing_key)}  attempts ${row.attempts}  dead ${row.dead_at.toISOString()}\n` +
     `    ${printable(row.last_error ?? '')}\n`
   );
 }

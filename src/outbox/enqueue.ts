@@ -39,9 +39,10 @@ export interface EnqueueOptions {
   preparedStatements?: boolean;
   /**
    * Also return each row's id (default false). The id comes back through
-   * RETURNING, which costs every insert: 4–20 % of a one-event business
+   * RETURNING, which costs every insert: 4–13 % of a one-event business
    * transaction's throughput in the bench's runs, at 1 and at 32 writers
-   * (docs/benchmarks.md).
+   * (docs/benchmarks.md). Pass it as the literal `true` for the result's type
+   * to hold `id`.
    * The message id, returned always, is the event's identity for consumers
    * (the AMQP messageId) and is shown by `outbox-relay dead` beside the row id.
    */

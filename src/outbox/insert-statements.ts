@@ -5,6 +5,7 @@
  * `outbox-relay/enqueue` loads. The statement texts are built once per schema
  * and shared by `enqueue` and the outbox store.
  */
+import { createHash } from 'node:crypto';
 import type { EncodedMessage } from './message.js';
 import { type OutboxTables, perSchema } from './outbox-tables.js';
 import { compareIds } from './row-id.js';
@@ -22,6 +23,8 @@ export interface InsertStatements {
   readonly tables: OutboxTables;
   /** The statement text of `shape`. */
   text(shape: InsertShape): string;
+  /** The name of `shape`'s statement when it is prepared (`preparedStatements`). */
+  name(shape: InsertShape): string;
 }
 
 const COLUMNS =
@@ -35,8 +38,8 @@ const UNNEST =
 /**
  * The statement of one shape. Ids come back only when asked for: RETURNING
  * costs every insert (a row description and a data row to build and send, and
- * to parse in the client), 4–20 % of a business transaction's time at 1 and 32
- * writers (docs/benchmarks.md). The caller knows the message ids it sent; one
+ * to parse in the client), 4–13 % of a business transaction's throughput at 1
+ * and 32 writers (docs/benchmarks.md). The caller knows the message ids it sent; one
  * row returns only its id, many rows also their message id, to map back.
  */
 function insertText(table: string, { many, notify, returnIds }: InsertShape): string {
@@ -78,7 +81,18 @@ export const insertStatements = perSchema((tables): InsertStatements => {
   const texts = new Map(
     SHAPES.map((shape) => [shapeKey(shape), insertText(tables.messages, shape)]),
   );
-  return { tables, text: (shape) => texts.get(shapeKey(shape)) as string };
+  // PostgreSQL keeps the first 63 bytes of a statement's name, and a schema
+  // name may hold '_' and be 63 bytes long itself: with the schema in the
+  // name, two schemas used on one connection could share a name
+  // (`one` + `ids_x` and `one_ids` + `x`, or two long schemas alike up to
+  // the cut). A hash of the schema after a ':' keeps every name distinct and
+  // within 46 bytes.
+  const schemaKey = createHash('sha256').update(tables.schema).digest('hex').slice(0, 16);
+  return {
+    tables,
+    text: (shape) => texts.get(shapeKey(shape)) as string,
+    name: (shape) => `outbox_insert_${shapeKey(shape)}:${schemaKey}`,
+  };
 });
 
 /** What `enqueue` returns per message, in input order. */
@@ -134,9 +148,7 @@ export async function insertMessages(
   if (shape.notify) values.push(statements.tables.notifyChannel);
   // Unnamed by default: a transaction pooler (PgBouncer in transaction mode,
   // Supavisor, RDS Proxy) cannot keep a named statement on one client.
-  const name = options.preparedStatements
-    ? `outbox_insert_${shapeKey(shape)}_${schema}`
-    : undefined;
+  const name = options.preparedStatements ? statements.name(shape) : undefined;
   const returned = await db.run<{ id: string; mid?: string }>(statements.text(shape), values, name);
   if (!shape.returnIds) return rows.map((r) => ({ messageId: r.messageId }));
   if (!shape.many) {

@@ -430,6 +430,23 @@ describe('enqueue rejects malformed messages before sending any SQL', () => {
     ).rejects.toMatchObject({ code: 'INVALID_MESSAGE', field: 'payload' });
   });
 
+  it('refuses notify with a schema too long for its channel, before any SQL, and keeps the transaction usable', async () => {
+    const schema = `s${'x'.repeat(50)}`; // 51 characters: a valid schema name
+    const client = await db.pool.connect();
+    try {
+      await client.query('begin');
+      await expect(enqueue(client, valid, { schema, notify: true })).rejects.toMatchObject({
+        code: 'INVALID_MESSAGE',
+        field: 'options.notify',
+        message: expect.stringMatching(/at most 50 characters/),
+      });
+      expect((await client.query('select 1 as ok')).rows).toEqual([{ ok: 1 }]);
+      await client.query('rollback');
+    } finally {
+      client.release();
+    }
+  });
+
   it('rejects an invalid schema option', async () => {
     await expect(
       enqueue(db.pool, valid, { schema: 'Robert"; drop table x' }),

@@ -49,6 +49,9 @@ export interface EnqueueOptions {
   returnIds?: boolean;
 }
 
+/** The longest schema name a wake-up NOTIFY works with: 63 bytes of channel, less 'outbox_relay_'. */
+const MAX_NOTIFY_SCHEMA_LENGTH = 63 - 'outbox_relay_'.length;
+
 /** Most messages one `enqueue` call accepts (one INSERT statement). */
 export const MAX_MESSAGES_PER_CALL = 10_000;
 
@@ -65,6 +68,16 @@ function validateOptions(options: EnqueueOptions): {
       'options.schema',
       0,
       `must be a lower-case SQL identifier, got '${schema}'`,
+    );
+  }
+  // The wake-up channel is 'outbox_relay_' || schema, and PostgreSQL refuses a
+  // channel name over 63 bytes: say so before any SQL, not as an error that
+  // aborts the caller's transaction.
+  if (options.notify === true && schema.length > MAX_NOTIFY_SCHEMA_LENGTH) {
+    throw new InvalidMessageError(
+      'options.notify',
+      0,
+      `needs a schema of at most ${MAX_NOTIFY_SCHEMA_LENGTH} characters (the channel 'outbox_relay_${schema}' is over PostgreSQL's 63 bytes); leave notify off, the relay notices new rows without it`,
     );
   }
   const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;

@@ -21,8 +21,9 @@ import type { ChannelModel } from 'amqplib';
 
 /**
  * Socket options for `amqp.connect`: how many bytes a connection's socket
- * takes before it reports full (Node's default: 16 KiB on Node 20, 64 KiB from 22). Back-pressure still
- * works the same way, at this mark; it bounds the memory queued per connection.
+ * takes before it reports full (Node's default: 16 KiB on Node 20, 64 KiB
+ * from 22). Back-pressure still works the same way, at this mark; it bounds
+ * the memory queued per connection.
  */
 export const BATCHED_SOCKET_OPTIONS = { writableHighWaterMark: 256 * 1024 } as const;
 

@@ -7,13 +7,19 @@
  */
 import { InvalidMessageError } from '../errors.js';
 import { SCHEMA_NAME } from '../schema-name.js';
-import { type EnqueuedMessage, type InsertedMessage, insertMessages } from './insert-statements.js';
+import {
+  type EnqueuedMessage,
+  type InsertedMessage,
+  insertMessages,
+  insertStatements,
+} from './insert-statements.js';
 import {
   DEFAULT_MAX_PAYLOAD_BYTES,
   type EncodedMessage,
   encodeMessage,
   type OutboxMessage,
 } from './message.js';
+import { MAX_NAME_BYTES } from './outbox-tables.js';
 import { toSqlExecutor } from './sql-executor.js';
 import { activeTraceHeaders } from './trace-context.js';
 
@@ -49,9 +55,6 @@ export interface EnqueueOptions {
   returnIds?: boolean;
 }
 
-/** The longest schema name a wake-up NOTIFY works with: 63 bytes of channel, less 'outbox_relay_'. */
-const MAX_NOTIFY_SCHEMA_LENGTH = 63 - 'outbox_relay_'.length;
-
 /** Most messages one `enqueue` call accepts (one INSERT statement). */
 export const MAX_MESSAGES_PER_CALL = 10_000;
 
@@ -70,14 +73,15 @@ function validateOptions(options: EnqueueOptions): {
       `must be a lower-case SQL identifier, got '${schema}'`,
     );
   }
-  // The wake-up channel is 'outbox_relay_' || schema, and PostgreSQL refuses a
-  // channel name over 63 bytes: say so before any SQL, not as an error that
-  // aborts the caller's transaction.
-  if (options.notify === true && schema.length > MAX_NOTIFY_SCHEMA_LENGTH) {
+  // PostgreSQL refuses a NOTIFY channel name over MAX_NAME_BYTES: say so
+  // before any SQL, not as an error that aborts the caller's transaction.
+  const channel = options.notify === true ? insertStatements(schema).tables.notifyChannel : '';
+  if (channel.length > MAX_NAME_BYTES) {
+    const room = MAX_NAME_BYTES - (channel.length - schema.length);
     throw new InvalidMessageError(
       'options.notify',
       0,
-      `needs a schema of at most ${MAX_NOTIFY_SCHEMA_LENGTH} characters (the channel 'outbox_relay_${schema}' is over PostgreSQL's 63 bytes); leave notify off, the relay notices new rows without it`,
+      `needs a schema of at most ${room} characters (the channel '${channel}' is over PostgreSQL's ${MAX_NAME_BYTES} bytes); leave notify off, the relay notices new rows without it`,
     );
   }
   const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;

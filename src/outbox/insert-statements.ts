@@ -47,26 +47,20 @@ function insertText(table: string, { many, notify, returnIds }: InsertShape): st
   // Returned columns are one lower-case word each (id, mid): clients that
   // rename result columns (postgres.js transform, Knex postProcessResponse,
   // Kysely CamelCasePlugin) leave them as they are.
-  const output = many ? 'id::text as id, message_id::text as mid' : 'id::text as id';
-  if (!notify) return returnIds ? `${insert}\n      returning ${output}` : insert;
+  const returning = !returnIds
+    ? ''
+    : `\n      returning ${many ? 'id::text as id, message_id::text as mid' : 'id::text as id'}`;
+  if (!notify) return `${insert}${returning}`;
   // A data-modifying WITH runs once whether or not the outer query reads it.
-  // pg_notify returns void, which some clients cannot read (Prisma): the
-  // statement returns a plain integer instead.
-  if (!returnIds) {
-    return `with inserted as (${insert}),
+  // pg_notify returns void, which some clients cannot read (Prisma): without
+  // ids the statement returns a plain integer instead.
+  return `with inserted as (${insert}${returning}),
       notified as (select pg_notify($10, ''))
-      select 1 as notified from notified`;
-  }
-  const stored = many ? 'id, message_id' : 'id';
-  const read = many
-    ? 'inserted.id::text as id, inserted.message_id::text as mid'
-    : 'inserted.id::text as id';
-  return `with inserted as (${insert} returning ${stored}),
-      notified as (select pg_notify($10, ''))
-      select ${read} from inserted cross join notified`;
+      select ${returnIds ? 'inserted.* from inserted cross join notified' : '1 as notified from notified'}`;
 }
 
-const SHAPES: readonly InsertShape[] = [false, true].flatMap((many) =>
+/** Every shape, each statement's text built once per schema. */
+export const INSERT_SHAPES: readonly InsertShape[] = [false, true].flatMap((many) =>
   [false, true].flatMap((notify) =>
     [false, true].map((returnIds) => ({ many, notify, returnIds })),
   ),
@@ -79,7 +73,7 @@ function shapeKey({ many, notify, returnIds }: InsertShape): string {
 /** The insert statements of `schema` (a validated identifier), built on first use. */
 export const insertStatements = perSchema((tables): InsertStatements => {
   const texts = new Map(
-    SHAPES.map((shape) => [shapeKey(shape), insertText(tables.messages, shape)]),
+    INSERT_SHAPES.map((shape) => [shapeKey(shape), insertText(tables.messages, shape)]),
   );
   // PostgreSQL keeps the first 63 bytes of a statement's name, and a schema
   // name may hold '_' and be 63 bytes long itself: with the schema in the

@@ -14,6 +14,9 @@ export function quoteLiteral(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
+/** The longest name PostgreSQL keeps whole, in bytes (a NOTIFY channel longer than this fails). */
+export const MAX_NAME_BYTES = 63;
+
 /** One schema's objects, quoted. */
 export interface OutboxTables {
   readonly schema: string;

@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type InsertShape, insertStatements } from '../../src/outbox/insert-statements.js';
-
-const SHAPES: InsertShape[] = [false, true].flatMap((many) =>
-  [false, true].flatMap((notify) =>
-    [false, true].map((returnIds) => ({ many, notify, returnIds })),
-  ),
-);
+import { insertStatements, INSERT_SHAPES as SHAPES } from '../../src/outbox/insert-statements.js';
 
 describe('the names of the prepared insert statements (preparedStatements: true)', () => {
   it('differ for every shape and schema, even where shape and schema names would run together or be cut at 63 bytes', () => {

@@ -64,7 +64,7 @@ export const METRICS = {
   claimDuration: metric(
     'claim_duration_seconds',
     'histogram',
-    'Duration of one claim statement, including its lock wait',
+    'Duration of one claim, until its rows are back (lock wait included; not its commit, which runs while the batch publishes)',
   ),
   publishBatchDuration: metric(
     'publish_batch_duration_seconds',

@@ -16,7 +16,7 @@ import {
 import type { OutboxStore } from './outbox-store.js';
 import { perSchema, quoteLiteral } from './outbox-tables.js';
 import { compareIds } from './row-id.js';
-import { inTransaction } from './transaction.js';
+import { inTransactionCommitUnderWay } from './transaction.js';
 
 /** A row as the claim returns it. */
 export interface ClaimedRow {
@@ -87,24 +87,51 @@ export async function lockClaimTenants(
   return result.rows[0] ?? { tenants: [], walked_limit: false };
 }
 
+/** A claim whose rows are back and whose transaction is committing. */
+export interface ClaimInProgress {
+  rows: ClaimedRow[];
+  /** Settles with the claim's commit; rejects if it failed (its leases were not written). */
+  committed: Promise<void>;
+}
+
 /**
  * Leases up to `batchSize` rows, interleaving tenants round-robin. Runs in a
  * short transaction of its own that holds a claim lock for each tenant it
  * serves (claims of other tenants run alongside); no lock or transaction
- * outlives this call. Rows come back in id order.
+ * outlives the commit. Rows come back in id order.
  */
 export async function claimBatch(store: OutboxStore, params: ClaimParams): Promise<ClaimedRow[]> {
+  const { rows, committed } = await claimBatchCommitting(store, params);
+  await committed;
+  return rows;
+}
+
+/**
+ * {@link claimBatch}, returning the rows as soon as the claim statement has,
+ * with its commit under way: the relay publishes them meanwhile (the tenants'
+ * claim locks stay held until the commit, so no other claim takes them), and
+ * claims again only once `committed` settled (docs/architecture.md, step 10).
+ */
+export async function claimBatchCommitting(
+  store: OutboxStore,
+  params: ClaimParams,
+): Promise<ClaimInProgress> {
   const { begin, claim } = claimTransaction(store.schema);
   // One round trip (simple protocol, no parameters: the schema is a validated
   // identifier) to begin and turn JIT off; one to lock the tenants; one to claim.
-  return inTransaction(store.pool, begin, async (client) => {
-    const locked = await lockClaimTenants(store, client, params);
-    if (locked.tenants.length === 0) return [];
-    const result = await client.query<ClaimedRow>({
-      name: `outbox_claim_${store.schema}`,
-      text: claim.text,
-      values: claim.values(claimVariables(params, locked)),
-    });
-    return result.rows.sort((a, b) => compareIds(a.id, b.id));
-  });
+  const { result, committed } = await inTransactionCommitUnderWay(
+    store.pool,
+    begin,
+    async (client) => {
+      const locked = await lockClaimTenants(store, client, params);
+      if (locked.tenants.length === 0) return [];
+      const claimed = await client.query<ClaimedRow>({
+        name: `outbox_claim_${store.schema}`,
+        text: claim.text,
+        values: claim.values(claimVariables(params, locked)),
+      });
+      return claimed.rows.sort((a, b) => compareIds(a.id, b.id));
+    },
+  );
+  return { rows: result, committed };
 }

@@ -4,7 +4,7 @@
  * token left, and the rows this relay already has in flight. A relay that
  * does not hold its liveness lock claims nothing.
  */
-import { type ClaimedRow, claimBatch } from '../outbox/claim.js';
+import { type ClaimInProgress, claimBatchCommitting } from '../outbox/claim.js';
 import type { OutboxStore } from '../outbox/outbox-store.js';
 import type { RelayLiveness } from './relay-liveness.js';
 import type { RelayObserver } from './relay-observer.js';
@@ -43,13 +43,17 @@ export class BatchClaimer {
     private readonly deps: BatchClaimerDeps,
   ) {}
 
-  /** Claims the next batch (possibly empty); rejects if the claim fails or the lock is not held. */
-  async claim(): Promise<ClaimedRow[]> {
+  /**
+   * Claims the next batch (possibly empty), returning its rows while its
+   * commit is under way; rejects if the claim fails or the lock is not held.
+   * The next claim must wait for `committed`.
+   */
+  async claim(): Promise<ClaimInProgress> {
     if (!(await this.deps.liveness.ensure())) {
       throw new Error('this relay does not hold its liveness lock; not claiming');
     }
     const started = performance.now();
-    const rows = await claimBatch(this.deps.store, {
+    const claim = await claimBatchCommitting(this.deps.store, {
       relayId: this.options.relayId,
       cursor: this.cursor,
       maxTenants: this.options.tenantsPerClaim,
@@ -59,11 +63,12 @@ export class BatchClaimer {
       skippedTenants: this.skippedTenants(),
       inFlight: [...this.deps.inFlightIds],
     });
+    const { rows } = claim;
     this.deps.observer.claimed(rows.length, performance.now() - started);
     for (const row of rows) this.deps.inFlightIds.add(row.id);
     // Next claim starts after the last tenant served: tenants take turns.
     this.cursor = rows[0]?.next_cursor ?? '';
-    return rows;
+    return claim;
   }
 
   /** Tenants the next claim must skip: paused, or throttled with no token left. */

@@ -15,7 +15,7 @@
 import { Backoff, backoffDelay, NO_JITTER, SPREAD_JITTER } from '../backoff.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import type { ClaimedRow } from '../outbox/claim.js';
+import type { ClaimedRow, ClaimInProgress } from '../outbox/claim.js';
 import type { BatchesInFlight } from './batches-in-flight.js';
 import type { RelayProgress } from './progress-monitor.js';
 import type { Publisher } from './publisher.js';
@@ -53,8 +53,8 @@ export interface ClaimLoopDeps {
   progress: RelayProgress;
   throttle: TenantThrottle;
   batches: BatchesInFlight;
-  /** Claims the next batch; rejects if the claim fails. */
-  claim: () => Promise<ClaimedRow[]>;
+  /** Claims the next batch, its commit under way; rejects if the claim fails. */
+  claim: () => Promise<ClaimInProgress>;
   /** Starts a claimed batch in the background, in a slot of `batches`. */
   startBatch: (rows: ClaimedRow[], claimedAt: number) => void;
 }
@@ -116,35 +116,52 @@ export class ClaimLoop {
         await this.deps.batches.waitForEnd(1000);
         continue;
       }
-      let rows: ClaimedRow[];
+      let claim: ClaimInProgress;
       const claimedAt = Date.now();
       try {
-        rows = await this.deps.claim();
+        claim = await this.deps.claim();
+      } catch (error) {
+        await this.claimFailed(error);
+        continue;
+      }
+      const { rows } = claim;
+      // The batch publishes while the claim commits, so the commit's round
+      // trip and WAL flush are not on an event's way to the broker; the next
+      // claim waits for the commit. A failed commit wrote no lease: the batch
+      // still publishes and settles what the broker confirms (no other claim
+      // took its tenants while this one held their claim locks; one that
+      // takes them afterwards republishes at most what is not settled yet, a
+      // duplicate), and the loop backs off as after any failed claim.
+      if (rows.length > 0) {
+        progress.beat('claimed');
+        this.deps.startBatch(rows, claimedAt);
+      }
+      try {
+        await claim.committed;
         this.claimFailure = undefined;
       } catch (error) {
-        const count = (this.claimFailure?.count ?? 0) + 1;
-        this.claimFailure = {
-          since: this.claimFailure?.since ?? Date.now(),
-          count,
-          error: describeError(error),
-        };
-        const delay = backoffDelay(CLAIM_RETRY, count);
-        this.deps.logger.error('claim failed; retrying', { error, retryInMs: Math.round(delay) });
-        await progress.waiting('claim-failed', this.deps.wake.wait(delay));
+        await this.claimFailed(error);
         continue;
       }
-      if (rows.length === 0) {
-        await progress.waiting('caught-up', this.deps.wake.wait(this.idleWaitMs()));
-        continue;
-      }
-      progress.beat('claimed');
-      this.deps.startBatch(rows, claimedAt);
       if (rows.length < this.options.batchSize && !rows[0]?.more) {
         // Caught up: sleep until a hint arrives, a throttled tenant earns a
         // token, or the full poll is due.
         await progress.waiting('caught-up', this.deps.wake.wait(this.idleWaitMs()));
       }
     }
+  }
+
+  /** Records a failed claim (or claim commit) and waits out its backoff, or until a hint. */
+  private async claimFailed(error: unknown): Promise<void> {
+    const count = (this.claimFailure?.count ?? 0) + 1;
+    this.claimFailure = {
+      since: this.claimFailure?.since ?? Date.now(),
+      count,
+      error: describeError(error),
+    };
+    const delay = backoffDelay(CLAIM_RETRY, count);
+    this.deps.logger.error('claim failed; retrying', { error, retryInMs: Math.round(delay) });
+    await this.deps.progress.waiting('claim-failed', this.deps.wake.wait(delay));
   }
 
   /** How long to sleep when caught up: until the full poll, or a throttled tenant's next token. */

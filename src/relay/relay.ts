@@ -193,9 +193,16 @@ export class Relay {
   /** One pass: claim a batch, publish it, settle it. Returns what it did. */
   async runOnce(): Promise<PassResult> {
     const claimedAt = Date.now();
-    const rows = await this.claimer.claim();
-    if (rows.length === 0) return { ...EMPTY };
-    return this.runBatch(rows, this.order.takeTurn(), claimedAt);
+    const { rows, committed } = await this.claimer.claim();
+    if (rows.length === 0) {
+      await committed;
+      return { ...EMPTY };
+    }
+    // The batch publishes while the claim commits (as in the loop); a failed
+    // commit fails the pass once the batch has settled, like a failed claim.
+    const result = await this.runBatch(rows, this.order.takeTurn(), claimedAt);
+    await committed;
+    return result;
   }
 
   /**

@@ -6,7 +6,10 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Logger } from '../src/log/logger.js';
 import { enqueue } from '../src/outbox/enqueue.js';
+import type { TenantGate } from '../src/relay/tenant-gate.js';
+import { allowAllTenants } from '../src/tenants/allow-all-gate.js';
 import { useOutboxFixture } from './helpers/fixture.js';
 import { orderEvent } from './helpers/messages.js';
 import { createTestRelay } from './helpers/relay.js';
@@ -60,6 +63,20 @@ async function commitWaitingOnGate(): Promise<boolean> {
   return (rows[0]?.waiting ?? 0) > 0;
 }
 
+/** A logger that keeps what it is given, and the lines logged so far as `message: error`. */
+function recordingLogger(): { logger: Logger; lines: () => string[] } {
+  const lines: string[] = [];
+  const record = (message: string, fields?: Record<string, unknown>) => {
+    const error = fields?.error instanceof Error ? `: ${fields.error.message}` : '';
+    const reason = typeof fields?.reason === 'string' ? `: ${fields.reason}` : '';
+    lines.push(`${message}${error}${reason}`);
+  };
+  return {
+    logger: { debug: record, info: record, warn: record, error: record },
+    lines: () => [...lines],
+  };
+}
+
 async function leaseHolders(): Promise<string[]> {
   const { rows } = await control.query<{ relay_id: string }>(
     `select relay_id::text from "${fixture.db.schema}".tenant_leases where leased_until > now()`,
@@ -70,12 +87,13 @@ async function leaseHolders(): Promise<string[]> {
 describe("a claim's commit", () => {
   it('is under way while its batch publishes and settles: runOnce', async () => {
     const { relay, relayId, close } = await createTestRelay(fixture.db, fixture.broker.url);
+    let pass: Promise<unknown> | undefined;
     try {
       await enqueue(fixture.db.pool, orderEvent(fixture.broker.exchange, 'acme', 1), {
         schema: fixture.db.schema,
       });
       await control.query('select pg_advisory_lock($1)', [COMMIT_GATE]);
-      const pass = relay.runOnce();
+      pass = relay.runOnce();
       await waitFor(() => fixture.broker.received.length === 1, 'the message to arrive');
       await waitFor(
         async () => (await fixture.db.counts()).pending === 0,
@@ -86,9 +104,11 @@ describe("a claim's commit", () => {
       expect(await commitWaitingOnGate()).toBe(true);
       expect(await leaseHolders()).toEqual([]);
       let ended = false;
-      void pass.finally(() => {
-        ended = true;
-      });
+      pass
+        .finally(() => {
+          ended = true;
+        })
+        .catch(() => undefined);
       await control.query('select 1'); // a round trip: the pass had its chance to end
       expect(ended).toBe(false);
       await control.query('select pg_advisory_unlock($1)', [COMMIT_GATE]);
@@ -96,6 +116,7 @@ describe("a claim's commit", () => {
       expect(await leaseHolders()).toEqual([relayId]);
     } finally {
       await control.query('select pg_advisory_unlock_all()');
+      await pass?.catch(() => undefined);
       await close();
     }
   });
@@ -111,8 +132,8 @@ describe("a claim's commit", () => {
       await waitFor(() => fixture.broker.received.length === 1, 'the message to arrive');
       expect(await commitWaitingOnGate()).toBe(true);
       expect(await leaseHolders()).toEqual([]);
-      // A row of another tenant, committed while the claim commits, is
-      // claimed once the commit is done.
+      // A row of another tenant, committed while the claim commits, follows
+      // once the commit is done.
       await enqueue(fixture.db.pool, orderEvent(fixture.broker.exchange, 'globex', 1), {
         schema: fixture.db.schema,
       });
@@ -131,9 +152,66 @@ describe("a claim's commit", () => {
     }
   });
 
+  it("that has failed by its batch's publish turn fences the batch: left pending, claimed again", async () => {
+    const { schema } = fixture.db;
+    const { logger, lines } = recordingLogger();
+    // The first decision of the gate (asked right before publishing) waits
+    // until the test lets it go: by then the claim's commit has failed.
+    const open = allowAllTenants();
+    let letGo: () => void = () => undefined;
+    const decided = new Promise<void>((resolve) => {
+      letGo = resolve;
+    });
+    let first = true;
+    const gate: TenantGate = {
+      decide: async (tenants) => {
+        if (first) {
+          first = false;
+          await decided;
+        }
+        return open.decide(tenants);
+      },
+      pausedTenants: () => open.pausedTenants(),
+      closed: () => open.closed(),
+      onChange: (listener) => open.onChange(listener),
+      status: () => open.status(),
+      close: () => open.close(),
+    };
+    const { relay, close } = await createTestRelay(fixture.db, fixture.broker.url, {
+      logger,
+      gate,
+    });
+    try {
+      await control.query(`update "${schema}".commit_control set fail = true`);
+      relay.start();
+      await enqueue(fixture.db.pool, orderEvent(fixture.broker.exchange, 'acme', 1), { schema });
+      await waitFor(
+        () => lines().includes('claim failed; retrying: claim commit refused by the test'),
+        'the failed commit to be reported',
+      );
+      letGo();
+      await waitFor(
+        () => lines().includes('not publishing a claimed batch: fenced: the claim did not commit'),
+        'the batch to be fenced',
+      );
+      expect(fixture.broker.received).toHaveLength(0);
+      expect((await fixture.db.counts()).pending).toBe(1);
+      await control.query(`update "${schema}".commit_control set fail = false`);
+      await waitFor(() => fixture.broker.received.length === 1, 'the message to arrive');
+      await waitFor(async () => (await fixture.db.counts()).pending === 0, 'the row to be deleted');
+      expect(fixture.broker.received.map((m) => JSON.parse(String(m.body)).seq)).toEqual([1]);
+    } finally {
+      letGo();
+      await close();
+    }
+  });
+
   it('that fails leaves its published batch settled, is reported as a failed claim, and the relay claims on', async () => {
     const { schema } = fixture.db;
-    const { relay, relayId, close } = await createTestRelay(fixture.db, fixture.broker.url);
+    const { logger, lines } = recordingLogger();
+    const { relay, relayId, close } = await createTestRelay(fixture.db, fixture.broker.url, {
+      logger,
+    });
     try {
       await control.query(`update "${schema}".commit_control set fail = true`);
       relay.start();
@@ -143,15 +221,17 @@ describe("a claim's commit", () => {
         });
       }
       await waitFor(() => fixture.broker.received.length === 3, 'the three messages to arrive');
-      await waitFor(() => relay.claimFailing() !== undefined, 'the failed commit to be reported');
-      expect(relay.claimFailing()?.error).toContain('claim commit refused by the test');
+      await waitFor(
+        () => lines().includes('claim failed; retrying: claim commit refused by the test'),
+        'the failed commit to be reported',
+      );
       // The broker confirmed them, so they are settled although no lease was written.
       await waitFor(
         async () => (await fixture.db.counts()).pending === 0,
         'the published rows to be deleted',
       );
       expect(await leaseHolders()).toEqual([]);
-      expect(relay.inFlight()).toBe(0);
+      await waitFor(() => relay.inFlight() === 0, 'the batches to end');
       await control.query(`update "${schema}".commit_control set fail = false`);
       await enqueue(fixture.db.pool, orderEvent(fixture.broker.exchange, 'acme', 4), { schema });
       await waitFor(() => fixture.broker.received.length === 4, 'the fourth message to arrive');

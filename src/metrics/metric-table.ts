@@ -53,7 +53,7 @@ export const METRICS = {
   heldTotal: metric(
     'messages_held_total',
     'counter',
-    'Claimed rows left pending unpublished, by reason: paused (kill switch), throttled (over its rate budget), fenced (this relay lost its liveness lock or its claim lease); they are claimed again later',
+    'Claimed rows left pending unpublished, by reason: paused (kill switch), throttled (over its rate budget), fenced (this relay lost its liveness lock or its claim lease, or the claim did not commit); they are claimed again later',
     ['reason'],
   ),
   commitToPublish: metric(

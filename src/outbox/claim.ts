@@ -90,8 +90,10 @@ export async function lockClaimTenants(
 /** A claim whose rows are back and whose transaction is committing. */
 export interface ClaimInProgress {
   rows: ClaimedRow[];
-  /** Settles with the claim's commit; rejects if it failed (its leases were not written). */
+  /** Settles with the claim's commit; rejects if it failed (its leases may not be written). */
   committed: Promise<void>;
+  /** Whether the commit is known to have failed by now. */
+  commitFailed(): boolean;
 }
 
 /**
@@ -133,5 +135,9 @@ export async function claimBatchCommitting(
       return claimed.rows.sort((a, b) => compareIds(a.id, b.id));
     },
   );
-  return { rows: result, committed };
+  let failed = false;
+  committed.catch(() => {
+    failed = true;
+  });
+  return { rows: result, committed, commitFailed: () => failed };
 }

@@ -70,14 +70,17 @@ export class BatchPipeline {
   ) {}
 
   /**
-   * Publishes and settles `claimed` (claimed at `claimedAt`, epoch ms),
-   * handing it to the publisher in `turn`. Rejects if the outcome could not
-   * be recorded; the rows are then still in the in-flight set (see `landed`).
+   * Publishes and settles `claimed` (claimed at `claimedAt`, epoch ms, by a
+   * claim whose commit may still be under way: `commitFailed` says whether it
+   * is known to have failed), handing it to the publisher in `turn`. Rejects
+   * if the outcome could not be recorded; the rows are then still in the
+   * in-flight set (see `landed`).
    */
   async run(
     claimed: readonly ClaimedRow[],
     turn: PublishTurn,
     claimedAt: number,
+    commitFailed: () => boolean = () => false,
   ): Promise<PassResult> {
     let held: HeldRows = { paused: 0, throttled: 0, fenced: 0 };
     let toPublish: readonly ClaimedRow[] = [];
@@ -89,7 +92,7 @@ export class BatchPipeline {
       // takes effect within one batch. Paused tenants' rows are held; a
       // throttled tenant publishes its oldest rows up to its budget.
       ({ held, toPublish } = await this.applyGate(claimed));
-      const fenced = this.mayPublish(claimedAt);
+      const fenced = this.mayPublish(claimedAt, commitFailed());
       if (fenced !== undefined && toPublish.length > 0) {
         // Left pending: whoever holds the tenants now publishes them.
         this.deps.logger.warn('not publishing a claimed batch: fenced', {
@@ -186,11 +189,14 @@ export class BatchPipeline {
   /**
    * Fencing: whether this relay may still publish what it claimed at
    * `claimedAt`. Not once it knows its liveness lock lost (its tenants may
-   * have failed over already), nor past the lease that claim took (after a
-   * stall, another relay may hold the tenants).
+   * have failed over already), nor once it knows the claim's commit failed
+   * (its leases may not be written, so another relay may claim the rows), nor
+   * past the lease that claim took (after a stall, another relay may hold the
+   * tenants).
    */
-  private mayPublish(claimedAt: number): string | undefined {
+  private mayPublish(claimedAt: number, commitFailed: boolean): string | undefined {
     if (!this.deps.liveness.held()) return 'the liveness lock is lost';
+    if (commitFailed) return 'the claim did not commit';
     if (Date.now() >= claimedAt + this.options.leaseMs) return 'the claim lease has expired';
     return undefined;
   }

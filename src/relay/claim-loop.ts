@@ -15,7 +15,7 @@
 import { Backoff, backoffDelay, NO_JITTER, SPREAD_JITTER } from '../backoff.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import type { ClaimedRow, ClaimInProgress } from '../outbox/claim.js';
+import type { ClaimInProgress } from '../outbox/claim.js';
 import type { BatchesInFlight } from './batches-in-flight.js';
 import type { RelayProgress } from './progress-monitor.js';
 import type { Publisher } from './publisher.js';
@@ -55,8 +55,8 @@ export interface ClaimLoopDeps {
   batches: BatchesInFlight;
   /** Claims the next batch, its commit under way; rejects if the claim fails. */
   claim: () => Promise<ClaimInProgress>;
-  /** Starts a claimed batch in the background, in a slot of `batches`. */
-  startBatch: (rows: ClaimedRow[], claimedAt: number) => void;
+  /** Starts a claimed batch (its commit under way) in the background, in a slot of `batches`. */
+  startBatch: (claim: ClaimInProgress, claimedAt: number) => void;
 }
 
 /** Decides when to claim; see the module comment. */
@@ -134,7 +134,7 @@ export class ClaimLoop {
       // duplicate), and the loop backs off as after any failed claim.
       if (rows.length > 0) {
         progress.beat('claimed');
-        this.deps.startBatch(rows, claimedAt);
+        this.deps.startBatch(claim, claimedAt);
       }
       try {
         await claim.committed;

@@ -22,7 +22,8 @@ export interface BatchOutcome {
 /**
  * Claimed rows a batch left pending on purpose, by reason: the tenant is
  * paused (kill switch), throttled (over its rate budget), or the batch was
- * fenced (this relay lost its liveness lock or its claim lease ran out).
+ * fenced (this relay lost its liveness lock, its claim lease ran out, or its
+ * claim did not commit).
  */
 export interface HeldRows {
   paused: number;

@@ -23,7 +23,7 @@
  * - `batches-in-flight.ts`: how many batches overlap, and waiting for them.
  */
 import type { Logger } from '../log/logger.js';
-import type { ClaimedRow } from '../outbox/claim.js';
+import type { ClaimInProgress } from '../outbox/claim.js';
 import { releaseLeases } from '../outbox/leases.js';
 import type { OutboxStore } from '../outbox/outbox-store.js';
 import { BatchClaimer } from './batch-claimer.js';
@@ -166,7 +166,7 @@ export class Relay {
       throttle,
       batches: this.batches,
       claim: () => this.claimer.claim(),
-      startBatch: (rows, claimedAt) => this.startBatch(rows, claimedAt),
+      startBatch: (claim, claimedAt) => this.startBatch(claim, claimedAt),
     });
   }
 
@@ -193,15 +193,15 @@ export class Relay {
   /** One pass: claim a batch, publish it, settle it. Returns what it did. */
   async runOnce(): Promise<PassResult> {
     const claimedAt = Date.now();
-    const { rows, committed } = await this.claimer.claim();
-    if (rows.length === 0) {
-      await committed;
+    const claim = await this.claimer.claim();
+    if (claim.rows.length === 0) {
+      await claim.committed;
       return { ...EMPTY };
     }
     // The batch publishes while the claim commits (as in the loop); a failed
     // commit fails the pass once the batch has settled, like a failed claim.
-    const result = await this.runBatch(rows, this.order.takeTurn(), claimedAt);
-    await committed;
+    const result = await this.runBatch(claim, this.order.takeTurn(), claimedAt);
+    await claim.committed;
     return result;
   }
 
@@ -272,15 +272,15 @@ export class Relay {
   }
 
   /** The loop's way to run a claimed batch: in a slot, in the background, in claim order. */
-  private startBatch(rows: ClaimedRow[], claimedAt: number): void {
+  private startBatch(claim: ClaimInProgress, claimedAt: number): void {
     const turn = this.order.takeTurn();
     this.batches.start(
-      () => this.runBatch(rows, turn, claimedAt),
+      () => this.runBatch(claim, turn, claimedAt),
       (error: unknown) => {
         // The outcome could not be recorded: the rows are still pending, and
         // once out of the in-flight set this relay (which still holds the
         // tenant) claims them again — published again, at least once.
-        this.pipeline.landed(rows);
+        this.pipeline.landed(claim.rows);
         this.deps.logger.error('batch failed', { error });
       },
     );
@@ -288,11 +288,11 @@ export class Relay {
 
   /** One batch through the pipeline, counted in the totals. */
   private async runBatch(
-    rows: readonly ClaimedRow[],
+    claim: ClaimInProgress,
     turn: PublishTurn,
     claimedAt: number,
   ): Promise<PassResult> {
-    const result = await this.pipeline.run(rows, turn, claimedAt);
+    const result = await this.pipeline.run(claim.rows, turn, claimedAt, claim.commitFailed);
     this.totals = addResults(this.totals, result);
     return result;
   }

@@ -3,7 +3,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { AmqpPublisher, connectionName } from '../../src/broker/amqp-publisher.js';
-import { silentLogger } from '../../src/log/logger.js';
+import { type Logger, silentLogger } from '../../src/log/logger.js';
 import { Relay, type RelayOptions } from '../../src/relay/relay.js';
 import type { RelayObserver } from '../../src/relay/relay-observer.js';
 import type { TenantGate } from '../../src/relay/tenant-gate.js';
@@ -25,6 +25,8 @@ export type TestRelayOptions = Partial<RelayOptions> & {
   maxMessageBytes?: number;
   gate?: TenantGate;
   observer?: RelayObserver;
+  /** The relay's logger (the publisher's stays silent). */
+  logger?: Logger;
   heartbeatMs?: number;
   confirmTimeoutMs?: number;
 };
@@ -63,7 +65,7 @@ export async function createTestRelay(
       store: db.store,
       publisher,
       gate: options.gate ?? allowAllTenants(),
-      logger: silentLogger,
+      logger: options.logger ?? silentLogger,
       ...(options.observer ? { observer: options.observer } : {}),
     },
   );

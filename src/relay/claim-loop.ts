@@ -127,11 +127,12 @@ export class ClaimLoop {
       const { rows } = claim;
       // The batch publishes while the claim commits, so the commit's round
       // trip and WAL flush are not on an event's way to the broker; the next
-      // claim waits for the commit. A failed commit wrote no lease: the batch
-      // still publishes and settles what the broker confirms (no other claim
-      // took its tenants while this one held their claim locks; one that
-      // takes them afterwards republishes at most what is not settled yet, a
-      // duplicate), and the loop backs off as after any failed claim.
+      // claim waits for the commit. A failed commit may have written no
+      // lease: the loop backs off as after any failed claim, a batch that
+      // has not reached its publish turn yet is fenced (batch-pipeline.ts),
+      // and one already handed to the publisher settles what the broker
+      // confirms (another relay that takes its tenants meanwhile may publish
+      // the same rows: at least once).
       if (rows.length > 0) {
         progress.beat('claimed');
         this.deps.startBatch(claim, claimedAt);

@@ -6,12 +6,12 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Logger } from '../src/log/logger.js';
 import { enqueue } from '../src/outbox/enqueue.js';
 import type { TenantGate } from '../src/relay/tenant-gate.js';
 import { allowAllTenants } from '../src/tenants/allow-all-gate.js';
 import { useOutboxFixture } from './helpers/fixture.js';
 import { orderEvent } from './helpers/messages.js';
+import { type LoggedEntry, recordingLogger } from './helpers/recording-logger.js';
 import { createTestRelay } from './helpers/relay.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -63,18 +63,14 @@ async function commitWaitingOnGate(): Promise<boolean> {
   return (rows[0]?.waiting ?? 0) > 0;
 }
 
-/** A logger that keeps what it is given, and the lines logged so far as `message: error`. */
-function recordingLogger(): { logger: Logger; lines: () => string[] } {
-  const lines: string[] = [];
-  const record = (message: string, fields?: Record<string, unknown>) => {
-    const error = fields?.error instanceof Error ? `: ${fields.error.message}` : '';
-    const reason = typeof fields?.reason === 'string' ? `: ${fields.reason}` : '';
-    lines.push(`${message}${error}${reason}`);
-  };
-  return {
-    logger: { debug: record, info: record, warn: record, error: record },
-    lines: () => [...lines],
-  };
+/** Whether `logged` holds a failed claim whose error is the trigger's refusal. */
+function commitRefusalLogged(logged: readonly LoggedEntry[]): boolean {
+  return logged.some(
+    (e) =>
+      e.message === 'claim failed; retrying' &&
+      e.fields?.error instanceof Error &&
+      e.fields.error.message === 'claim commit refused by the test',
+  );
 }
 
 async function leaseHolders(): Promise<string[]> {
@@ -154,7 +150,7 @@ describe("a claim's commit", () => {
 
   it("that has failed by its batch's publish turn fences the batch: left pending, claimed again", async () => {
     const { schema } = fixture.db;
-    const { logger, lines } = recordingLogger();
+    const { logger, logged } = recordingLogger();
     // The first decision of the gate (asked right before publishing) waits
     // until the test lets it go: by then the claim's commit has failed.
     const open = allowAllTenants();
@@ -185,13 +181,15 @@ describe("a claim's commit", () => {
       await control.query(`update "${schema}".commit_control set fail = true`);
       relay.start();
       await enqueue(fixture.db.pool, orderEvent(fixture.broker.exchange, 'acme', 1), { schema });
-      await waitFor(
-        () => lines().includes('claim failed; retrying: claim commit refused by the test'),
-        'the failed commit to be reported',
-      );
+      await waitFor(() => commitRefusalLogged(logged), 'the failed commit to be reported');
       letGo();
       await waitFor(
-        () => lines().includes('not publishing a claimed batch: fenced: the claim did not commit'),
+        () =>
+          logged.some(
+            (e) =>
+              e.message === 'not publishing a claimed batch: fenced' &&
+              e.fields?.reason === 'the claim did not commit',
+          ),
         'the batch to be fenced',
       );
       expect(fixture.broker.received).toHaveLength(0);
@@ -208,7 +206,7 @@ describe("a claim's commit", () => {
 
   it('that fails leaves its published batch settled, is reported as a failed claim, and the relay claims on', async () => {
     const { schema } = fixture.db;
-    const { logger, lines } = recordingLogger();
+    const { logger, logged } = recordingLogger();
     const { relay, relayId, close } = await createTestRelay(fixture.db, fixture.broker.url, {
       logger,
     });
@@ -221,10 +219,7 @@ describe("a claim's commit", () => {
         });
       }
       await waitFor(() => fixture.broker.received.length === 3, 'the three messages to arrive');
-      await waitFor(
-        () => lines().includes('claim failed; retrying: claim commit refused by the test'),
-        'the failed commit to be reported',
-      );
+      await waitFor(() => commitRefusalLogged(logged), 'the failed commit to be reported');
       // The broker confirmed them, so they are settled although no lease was written.
       await waitFor(
         async () => (await fixture.db.counts()).pending === 0,

@@ -13,19 +13,11 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { fatalErrorHandler } from '../src/cli/fatal-errors.js';
-import type { Logger } from '../src/log/logger.js';
 import { CLI, loggedEntry } from './helpers/cli.js';
 import { cliEnv, useOutboxFixture } from './helpers/fixture.js';
 import { enqueueEvents } from './helpers/messages.js';
+import { recordingLogger } from './helpers/recording-logger.js';
 import { waitFor } from './helpers/wait.js';
-
-function recordingLogger() {
-  const logged: { message: string; fields?: Record<string, unknown> }[] = [];
-  const record = (message: string, fields?: Record<string, unknown>) =>
-    logged.push({ message, ...(fields ? { fields } : {}) });
-  const logger: Logger = { debug: record, info: record, warn: record, error: record };
-  return { logger, logged };
-}
 
 describe('the fatal error handler', () => {
   afterEach(() => {

@@ -16,7 +16,7 @@ import {
 import type { OutboxStore } from './outbox-store.js';
 import { perSchema, quoteLiteral } from './outbox-tables.js';
 import { compareIds } from './row-id.js';
-import { inTransactionCommitUnderWay } from './transaction.js';
+import { type CommitUnderWay, inTransactionCommitUnderWay } from './transaction.js';
 
 /** A row as the claim returns it. */
 export interface ClaimedRow {
@@ -87,13 +87,12 @@ export async function lockClaimTenants(
   return result.rows[0] ?? { tenants: [], walked_limit: false };
 }
 
-/** A claim whose rows are back and whose transaction is committing. */
-export interface ClaimInProgress {
+/**
+ * A claim whose rows are back and whose transaction is committing; a failed
+ * commit may not have written its leases.
+ */
+export interface ClaimInProgress extends Omit<CommitUnderWay<ClaimedRow[]>, 'result'> {
   rows: ClaimedRow[];
-  /** Settles with the claim's commit; rejects if it failed (its leases may not be written). */
-  committed: Promise<void>;
-  /** Whether the commit is known to have failed by now. */
-  commitFailed(): boolean;
 }
 
 /**
@@ -121,7 +120,7 @@ export async function claimBatchCommitting(
   const { begin, claim } = claimTransaction(store.schema);
   // One round trip (simple protocol, no parameters: the schema is a validated
   // identifier) to begin and turn JIT off; one to lock the tenants; one to claim.
-  const { result, committed } = await inTransactionCommitUnderWay(
+  const { result, committed, commitFailed } = await inTransactionCommitUnderWay(
     store.pool,
     begin,
     async (client) => {
@@ -135,9 +134,5 @@ export async function claimBatchCommitting(
       return claimed.rows.sort((a, b) => compareIds(a.id, b.id));
     },
   );
-  let failed = false;
-  committed.catch(() => {
-    failed = true;
-  });
-  return { rows: result, committed, commitFailed: () => failed };
+  return { rows: result, committed, commitFailed };
 }

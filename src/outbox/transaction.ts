@@ -14,6 +14,8 @@ export interface CommitUnderWay<T> {
    * a failure is not reported as an unhandled rejection.
    */
   committed: Promise<void>;
+  /** Whether the commit is known to have failed by now (`committed` rejected). */
+  commitFailed(): boolean;
 }
 
 /**
@@ -79,6 +81,9 @@ export async function inTransactionCommitUnderWay<T>(
       throw error;
     },
   );
-  committed.catch(() => undefined);
-  return { result, committed };
+  let failed = false;
+  committed.catch(() => {
+    failed = true;
+  });
+  return { result, committed, commitFailed: () => failed };
 }

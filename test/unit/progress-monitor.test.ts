@@ -5,22 +5,14 @@
  * loop that threw is dead at once.
  */
 import { describe, expect, it } from 'vitest';
-import type { Logger } from '../../src/log/logger.js';
 import { ProgressMonitor } from '../../src/relay/progress-monitor.js';
+import { recordingLogger } from '../helpers/recording-logger.js';
 
 const STALL_MS = 2000;
 
 function setup() {
   let now = 0;
-  const logged: { level: string; message: string; fields?: Record<string, unknown> }[] = [];
-  const record = (level: string) => (message: string, fields?: Record<string, unknown>) =>
-    logged.push({ level, message, ...(fields ? { fields } : {}) });
-  const logger: Logger = {
-    debug: record('debug'),
-    info: record('info'),
-    warn: record('warn'),
-    error: record('error'),
-  };
+  const { logger, logged } = recordingLogger();
   const monitor = new ProgressMonitor({ stallTimeoutMs: STALL_MS, logger, now: () => now });
   return {
     monitor,

@@ -180,7 +180,7 @@ try {
       );
       add(
         `variants kept for every round, ${type} (the higher median rate)`,
-        `raw: ${r.rounds[0]?.best.raw.variant}; ceiling: ${r.rounds[0]?.best.ceiling.variant}`,
+        `raw: ${r.rounds[0]?.best.raw.variant}; ceiling: ${r.rounds[0]?.best.ceiling.variant}; relay: ${r.rounds[0]?.best.relay.variant}`,
       );
       add(
         `relay / graphile-worker, ${type} (median; rounds)`,

@@ -80,7 +80,7 @@ const DRAIN_TIMEOUT_MS = 300_000;
 
 /**
  * The relay's variants, as `outbox-relay run` settings: its default confirm
- * window, and the larger one docs/configuration.md recommends for quorum
+ * window, and the larger one docs/configuration.md suggests trying for quorum
  * queues (OUTBOX_MAX_IN_FLIGHT; on classic queues it measured slower).
  */
 const RELAY_VARIANTS: Record<string, Record<string, string>> = {

@@ -90,6 +90,39 @@ describe('outbox-relay as ops run it', () => {
     await waitFor(() => broker.received.length === 20, '20 messages');
   });
 
+  it('run --once exits 1 when a claim fails, instead of hanging on its open connections', async () => {
+    await enqueueEvents(pool, schema, broker.exchange, ['initech'], 5);
+    // A deferred trigger makes the claim's commit fail: the claim wrote a lease.
+    await pool.query(
+      `create function "${schema}".fail_claim_commit() returns trigger language plpgsql as $$
+       begin raise exception 'injected claim commit failure'; end $$`,
+    );
+    await pool.query(
+      `create constraint trigger fail_claim_commit after insert or update on "${schema}".tenant_leases
+       deferrable initially deferred for each row execute function "${schema}".fail_claim_commit()`,
+    );
+    let failed: Awaited<ReturnType<typeof runCli>>;
+    try {
+      // Before the fix, the process stayed alive on its pool, broker connection and
+      // liveness session, and was killed here after 30 s (code null).
+      failed = await runCli(['run', '--once'], env, 30_000);
+    } finally {
+      await pool.query(`drop trigger fail_claim_commit on "${schema}".tenant_leases`);
+      await pool.query(`drop function "${schema}".fail_claim_commit()`);
+    }
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/injected claim commit failure/);
+    // Nothing lost: the batch published while its claim committed, and a
+    // second run finds nothing of this tenant left.
+    await waitFor(() => broker.distinctIds(['initech']).size === 5, 'the 5 messages');
+    const again = await runCli(['run', '--once'], env);
+    expect(again.code).toBe(0);
+    const { rows } = await pool.query(
+      `select count(*)::int as n from "${schema}".messages where tenant_id = 'initech'`,
+    );
+    expect(rows[0].n).toBe(0);
+  });
+
   it('prints help for the program and for each command', async () => {
     const main = await runCli(['--help']);
     expect(main).toMatchObject({ code: 0 });

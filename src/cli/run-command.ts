@@ -4,10 +4,33 @@
  */
 import type { Config } from '../config.js';
 import type { Logger } from '../log/logger.js';
+import type { PassResult } from '../relay/batch-pipeline.js';
 import { openRelayRuntime } from '../runtime/relay-runtime.js';
 
 /** Time beyond OUTBOX_SHUTDOWN_TIMEOUT for closing connections and releasing leases. */
 const SHUTDOWN_GRACE_MS = 10_000;
+
+/**
+ * Awaits `work` (a shutdown, a close), but exits 1 past `limitMs`: a database
+ * or broker that stopped answering must not keep the process alive.
+ */
+async function exitUnlessDoneWithin(
+  work: Promise<void>,
+  limitMs: number,
+  logger: Logger,
+  what: string,
+): Promise<void> {
+  const hardStop = setTimeout(() => {
+    logger.error(`${what} did not finish in time; exiting`, { limitMs });
+    process.exit(1);
+  }, limitMs);
+  hardStop.unref();
+  try {
+    await work;
+  } finally {
+    clearTimeout(hardStop);
+  }
+}
 
 /** Runs the relay; resolves with the exit code once it has shut down. */
 export async function runCommand(
@@ -19,10 +42,24 @@ export async function runCommand(
 
   if (options.once) {
     logger.info('relay started (--once)', { relayId: runtime.relayId, schema: config.schema });
-    const result = await runtime.relay.drain();
+    const closeLimitMs = config.shutdownTimeoutMs + SHUTDOWN_GRACE_MS;
+    let result: PassResult;
+    try {
+      result = await runtime.relay.drain();
+    } catch (error) {
+      // A claim (or its commit, or a settle) failed. Close before failing:
+      // the pool, the broker connection and the liveness session would keep
+      // the process alive, and `run --once` would never exit. What was not
+      // published stays pending for the next run.
+      logger.error('run --once failed; closing', { error });
+      await exitUnlessDoneWithin(runtime.close(), closeLimitMs, logger, 'closing').catch(
+        (closeError: unknown) => logger.warn('closing failed', { error: closeError }),
+      );
+      throw error;
+    }
     logger.info('run --once finished', { ...result });
     process.stdout.write(`${JSON.stringify(result)}\n`);
-    await runtime.close();
+    await exitUnlessDoneWithin(runtime.close(), closeLimitMs, logger, 'closing');
     if (result.failed > 0) {
       const retried = result.failed - result.dead;
       process.stderr.write(
@@ -53,13 +90,11 @@ export async function runCommand(
   process.once('SIGINT', force);
   // Shutdown is bounded whatever state the relay is in (a broker reconnect,
   // a database that stopped answering): past this, exit and let leases expire.
-  const limitMs = config.shutdownTimeoutMs + SHUTDOWN_GRACE_MS;
-  const hardStop = setTimeout(() => {
-    logger.error('shutdown did not finish in time; exiting', { limitMs });
-    process.exit(1);
-  }, limitMs);
-  hardStop.unref();
-  await runtime.stop();
-  clearTimeout(hardStop);
+  await exitUnlessDoneWithin(
+    runtime.stop(),
+    config.shutdownTimeoutMs + SHUTDOWN_GRACE_MS,
+    logger,
+    'shutdown',
+  );
   return 0;
 }

@@ -33,7 +33,13 @@ export {
 } from './outbox/message.js';
 export { createOutboxStore, type OutboxStore } from './outbox/outbox-store.js';
 export type { OutgoingMessage, Publisher, PublishResult } from './relay/publisher.js';
-export { type PassResult, Relay, type RelayDeps, type RelayOptions } from './relay/relay.js';
+export {
+  type DrainResult,
+  type PassResult,
+  Relay,
+  type RelayDeps,
+  type RelayOptions,
+} from './relay/relay.js';
 export type { TenantGate } from './relay/tenant-gate.js';
 export { WakeSignal } from './relay/wake-signal.js';
 export { allowAllTenants } from './tenants/allow-all-gate.js';

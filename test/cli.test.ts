@@ -6,6 +6,7 @@ import { createTestBroker, type TestBroker } from './helpers/broker.js';
 import { runCli, startCli } from './helpers/cli.js';
 import { uniqueName } from './helpers/database.js';
 import { enqueueEvents } from './helpers/messages.js';
+import { proxyFor } from './helpers/tcp-proxy.js';
 import { waitFor } from './helpers/wait.js';
 
 let broker: TestBroker;
@@ -121,6 +122,39 @@ describe('outbox-relay as ops run it', () => {
       `select count(*)::int as n from "${schema}".messages where tenant_id = 'initech'`,
     );
     expect(rows[0].n).toBe(0);
+  });
+
+  it("run --once's exit code and summary say what it left unpublished, not what failed on the way (a broker reset mid-drain)", async () => {
+    const tenants = ['hooli', 'pied-piper'];
+    await enqueueEvents(pool, schema, broker.exchange, tenants, 10_000);
+    const proxy = await proxyFor(broker.url);
+    try {
+      const running = runCli(['run', '--once'], {
+        ...env,
+        AMQP_URL: proxy.url,
+        OUTBOX_BATCH_SIZE: '500',
+      });
+      // Mid-drain, the broker connection drops: the messages unconfirmed on it fail,
+      // and the relay reconnects and publishes them in a later pass.
+      await waitFor(() => broker.distinctIds(tenants).size >= 2000, 'the first messages', 60_000);
+      proxy.reset();
+      const result = await running;
+      const summary = JSON.parse(result.stdout.trim());
+      const { rows } = await pool.query(
+        `select count(*)::int as n from "${schema}".messages where tenant_id = any($1)`,
+        [tenants],
+      );
+      // The reset failed some publishes; whatever they were, the exit code and
+      // `unpublished` match the rows left in the outbox (before the fix, any
+      // failure on the way exited 1 and said that many rows "stay pending").
+      expect(summary.failed).toBeGreaterThan(0);
+      expect(summary.unpublished).toBe(rows[0].n);
+      expect(result.code).toBe(rows[0].n === 0 ? 0 : 1);
+      await runCli(['run', '--once'], env);
+      await waitFor(() => broker.distinctIds(tenants).size === 20_000, 'every message');
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('prints help for the program and for each command', async () => {

@@ -4,7 +4,7 @@
  */
 import type { Config } from '../config.js';
 import type { Logger } from '../log/logger.js';
-import type { PassResult } from '../relay/batch-pipeline.js';
+import type { DrainResult } from '../relay/relay.js';
 import { openRelayRuntime } from '../runtime/relay-runtime.js';
 
 /** Time beyond OUTBOX_SHUTDOWN_TIMEOUT for closing connections and releasing leases. */
@@ -43,7 +43,7 @@ export async function runCommand(
   if (options.once) {
     logger.info('relay started (--once)', { relayId: runtime.relayId, schema: config.schema });
     const closeLimitMs = config.shutdownTimeoutMs + SHUTDOWN_GRACE_MS;
-    let result: PassResult;
+    let result: DrainResult;
     try {
       result = await runtime.relay.drain();
     } catch (error) {
@@ -60,10 +60,11 @@ export async function runCommand(
     logger.info('run --once finished', { ...result });
     process.stdout.write(`${JSON.stringify(result)}\n`);
     await exitUnlessDoneWithin(runtime.close(), closeLimitMs, logger, 'closing');
-    if (result.failed > 0) {
-      const retried = result.failed - result.dead;
+    // Failures a later pass made good (a lost broker connection) are not failures of the run.
+    if (result.unpublished > 0) {
+      const retried = result.unpublished - result.dead;
       process.stderr.write(
-        `outbox-relay: ${result.failed} messages failed to publish: ${retried} stay pending and will be retried, ${result.dead} went dead (see \`outbox-relay dead list\`)\n`,
+        `outbox-relay: ${result.unpublished} messages could not be published: ${retried} stay pending and will be retried, ${result.dead} went dead (see \`outbox-relay dead list\`)\n`,
       );
       return 1;
     }

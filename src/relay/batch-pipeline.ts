@@ -28,6 +28,16 @@ export interface PassResult {
   dead: number;
 }
 
+/**
+ * One batch's {@link PassResult}, with the ids of the rows it published and
+ * of those that failed: a row that failed may be published by a later batch
+ * of the same run (`Relay.drain`).
+ */
+export interface BatchOutcome extends PassResult {
+  publishedIds: readonly string[];
+  failedIds: readonly string[];
+}
+
 /** Settings of {@link BatchPipeline}: `RelayOptions`' of the same names. */
 export interface BatchPipelineOptions {
   leaseMs: number;
@@ -81,7 +91,7 @@ export class BatchPipeline {
     turn: PublishTurn,
     claimedAt: number,
     commitFailed: () => boolean = () => false,
-  ): Promise<PassResult> {
+  ): Promise<BatchOutcome> {
     let held: HeldRows = { paused: 0, throttled: 0, fenced: 0 };
     let toPublish: readonly ClaimedRow[] = [];
     let sent: Promise<PublishResult[]>;
@@ -147,6 +157,8 @@ export class BatchPipeline {
       held: held.paused + held.throttled + held.fenced,
       failed: failures.length,
       dead: dead.length,
+      publishedIds: published,
+      failedIds: failures.map((f) => f.id),
     };
   }
 

@@ -27,7 +27,7 @@ import type { ClaimInProgress } from '../outbox/claim.js';
 import { releaseLeases } from '../outbox/leases.js';
 import type { OutboxStore } from '../outbox/outbox-store.js';
 import { BatchClaimer } from './batch-claimer.js';
-import { BatchPipeline, type PassResult } from './batch-pipeline.js';
+import { type BatchOutcome, BatchPipeline, type PassResult } from './batch-pipeline.js';
 import { BatchSettler } from './batch-settler.js';
 import { BatchesInFlight } from './batches-in-flight.js';
 import { type ClaimFailure, ClaimLoop } from './claim-loop.js';
@@ -41,6 +41,18 @@ import { TenantThrottle } from './tenant-throttle.js';
 import { WakeSignal } from './wake-signal.js';
 
 export type { PassResult } from './batch-pipeline.js';
+
+/** What {@link Relay.drain} did: its passes' totals, and what it left unpublished. */
+export interface DrainResult extends PassResult {
+  /**
+   * Rows that failed to publish in this run and were not published by a
+   * later pass of it: pending for a retry with backoff, or dead. `failed`
+   * counts every failed publish, including those a later pass made good (a
+   * broker connection lost mid-batch fails the messages on it, and the next
+   * pass publishes them).
+   */
+  unpublished: number;
+}
 export type { ClaimFailure } from './claim-loop.js';
 
 /** Tuning of one relay; see docs/configuration.md. */
@@ -73,6 +85,12 @@ export interface RelayDeps {
 }
 
 const EMPTY: PassResult = { claimed: 0, published: 0, held: 0, failed: 0, dead: 0 };
+
+/** The counts of `outcome`, without its row ids. */
+function countsOf(outcome: PassResult): PassResult {
+  const { claimed, published, held, failed, dead } = outcome;
+  return { claimed, published, held, failed, dead };
+}
 
 function addResults(a: PassResult, b: PassResult): PassResult {
   return {
@@ -192,17 +210,22 @@ export class Relay {
 
   /** One pass: claim a batch, publish it, settle it. Returns what it did. */
   async runOnce(): Promise<PassResult> {
+    return countsOf(await this.pass());
+  }
+
+  /** {@link runOnce}, with the ids of the rows the pass published and of those that failed. */
+  private async pass(): Promise<BatchOutcome> {
     const claimedAt = Date.now();
     const claim = await this.claimer.claim();
     if (claim.rows.length === 0) {
       await claim.committed;
-      return { ...EMPTY };
+      return { ...EMPTY, publishedIds: [], failedIds: [] };
     }
     // The batch publishes while the claim commits (as in the loop); a failed
     // commit fails the pass once the batch has settled, like a failed claim.
-    const result = await this.runBatch(claim, this.order.takeTurn(), claimedAt);
+    const outcome = await this.runBatch(claim, this.order.takeTurn(), claimedAt);
     await claim.committed;
-    return result;
+    return outcome;
   }
 
   /**
@@ -210,12 +233,16 @@ export class Relay {
    * broker is away, or every row failed), so it never spins
    * (`outbox-relay run --once`).
    */
-  async drain(): Promise<PassResult> {
+  async drain(): Promise<DrainResult> {
     let total: PassResult = { ...EMPTY };
+    // Rows that failed in this run and no later pass published.
+    const unpublished = new Set<string>();
     for (;;) {
-      const result = await this.runOnce();
-      total = addResults(total, result);
-      if (result.published === 0) return total;
+      const outcome = await this.pass();
+      total = addResults(total, outcome);
+      for (const id of outcome.failedIds) unpublished.add(id);
+      for (const id of outcome.publishedIds) unpublished.delete(id);
+      if (outcome.published === 0) return { ...total, unpublished: unpublished.size };
     }
   }
 
@@ -291,9 +318,9 @@ export class Relay {
     claim: ClaimInProgress,
     turn: PublishTurn,
     claimedAt: number,
-  ): Promise<PassResult> {
-    const result = await this.pipeline.run(claim.rows, turn, claimedAt, claim.commitFailed);
-    this.totals = addResults(this.totals, result);
-    return result;
+  ): Promise<BatchOutcome> {
+    const outcome = await this.pipeline.run(claim.rows, turn, claimedAt, claim.commitFailed);
+    this.totals = addResults(this.totals, outcome);
+    return outcome;
   }
 }

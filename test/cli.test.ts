@@ -157,6 +157,31 @@ describe('outbox-relay as ops run it', () => {
     }
   });
 
+  it('refuses to run on a schema older than its code, naming the missing migrations (it used to retry failing claims for ever)', async () => {
+    const half = uniqueName('t_cli_half');
+    const halfEnv = { ...env, OUTBOX_SCHEMA: half };
+    try {
+      expect((await runCli(['migrate', 'up'], halfEnv)).code).toBe(0);
+      // An upgrade deployed before its `migrate up`: the newest two migrations are missing.
+      expect((await runCli(['migrate', 'down'], halfEnv)).code).toBe(0);
+      expect((await runCli(['migrate', 'down'], halfEnv)).code).toBe(0);
+      const missing = MIGRATIONS.slice(-2);
+      const once = await runCli(['run', '--once'], halfEnv);
+      expect(once.code).toBe(1);
+      expect(once.stderr).toContain(
+        `the outbox schema ${half} lacks migrations ${missing.join(', ')} of this version: run \`outbox-relay migrate up\` first`,
+      );
+      // `run` stops at start-up the same way, instead of logging failed claims for ever.
+      const run = await runCli(['run'], halfEnv, 30_000);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(`lacks migrations ${missing.join(', ')}`);
+      expect((await runCli(['migrate', 'up'], halfEnv)).code).toBe(0);
+      expect((await runCli(['run', '--once'], halfEnv)).code).toBe(0);
+    } finally {
+      await pool.query(`drop schema if exists "${half}" cascade`);
+    }
+  });
+
   it('prints help for the program and for each command', async () => {
     const main = await runCli(['--help']);
     expect(main).toMatchObject({ code: 0 });

@@ -1,8 +1,9 @@
 /**
  * Applies, reverts and lists the outbox schema's migrations through Kysely's
  * Migrator, which brings the lock (one migrator at a time) and the bookkeeping
- * table (`<schema>.kysely_migration`). Only the CLI calls this: nothing changes
- * the schema at run time.
+ * table (`<schema>.kysely_migration`). Only the CLI applies and reverts:
+ * nothing changes the schema at run time; the relay reads the status at
+ * start-up ({@link pendingMigrations}).
  */
 import { Kysely, Migrator } from 'kysely';
 import type pg from 'pg';
@@ -97,4 +98,24 @@ export async function migrationStatus(
   } finally {
     await db.destroy();
   }
+}
+
+/**
+ * The migrations of this version not applied to `schema`, in order; none if
+ * the schema has no bookkeeping table (it was set up without `migrate up`,
+ * so nothing can be told). The relay refuses to start on a schema older than
+ * its code: claims would fail on every try (a missing column or table).
+ */
+export async function pendingMigrations(
+  pool: pg.Pool,
+  schema: string,
+  dir: string = MIGRATIONS_DIR,
+): Promise<string[]> {
+  const { rows } = await pool.query<{ tracked: boolean }>(
+    `select to_regclass(format('%I.kysely_migration', $1::text)) is not null as tracked`,
+    [schema],
+  );
+  if (!rows[0]?.tracked) return [];
+  const states = await migrationStatus(pool, schema, dir);
+  return states.filter((m) => m.executedAt === undefined).map((m) => m.name);
 }

@@ -13,6 +13,7 @@ import { type HealthServer, startHealthServer } from '../http/health-server.js';
 import type { Logger } from '../log/logger.js';
 import { BacklogMonitor } from '../metrics/backlog-monitor.js';
 import { RelayMetrics } from '../metrics/prometheus-metrics.js';
+import { pendingMigrations } from '../migrator/migrator.js';
 import { readSequence } from '../outbox/backlog-stats.js';
 import { claimTransaction } from '../outbox/claim.js';
 import { sweepLeases } from '../outbox/leases.js';
@@ -84,6 +85,13 @@ export async function openRelayRuntime(
       throw new OutboxError(
         'DATABASE_UNAVAILABLE',
         `the outbox table ${config.schema}.messages does not exist: run \`outbox-relay migrate up\` first`,
+      );
+    }
+    const pending = await pendingMigrations(pool, config.schema);
+    if (pending.length > 0) {
+      throw new OutboxError(
+        'DATABASE_UNAVAILABLE',
+        `the outbox schema ${config.schema} lacks ${pending.length === 1 ? 'migration' : 'migrations'} ${pending.join(', ')} of this version: run \`outbox-relay migrate up\` first`,
       );
     }
     publisher = await AmqpPublisher.connect({

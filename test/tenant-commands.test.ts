@@ -3,10 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { enqueue } from '../src/outbox/enqueue.js';
-import { runCli } from './helpers/cli.js';
+import { runCli, startCli } from './helpers/cli.js';
 import { cliEnv, useOutboxFixture } from './helpers/fixture.js';
 import { flagsFileJson } from './helpers/flags.js';
 import { enqueueEvents, orderEvent } from './helpers/messages.js';
+import { waitFor } from './helpers/wait.js';
 
 const fixture = useOutboxFixture('tenantcli', { resetEachTest: true });
 const dir = mkdtempSync(join(tmpdir(), 'outbox-tenantcli-'));
@@ -192,3 +193,40 @@ async function pendingByTenant(): Promise<Record<string, number>> {
   );
   return Object.fromEntries(rows.map((row) => [row.tenant_id, row.n]));
 }
+
+describe('outbox-relay purge when PostgreSQL goes away mid-statement', () => {
+  it('says the connection to PostgreSQL was lost and that the outcome is unknown, not "unexpected failure: …"', async () => {
+    const { db } = fixture;
+    await enqueueEvents(db.pool, db.schema, db.schema, ['acme'], 20);
+    // The purge's DELETE waits in a trigger, so the test can end its session mid-statement.
+    await db.pool.query(
+      `create function "${db.schema}".slow_delete() returns trigger language plpgsql as $$
+       begin perform pg_sleep(30); return old; end $$`,
+    );
+    await db.pool.query(
+      `create trigger slow_delete before delete on "${db.schema}".messages
+       for each row execute function "${db.schema}".slow_delete()`,
+    );
+    const purge = startCli(['purge', '--tenant', 'acme', '--yes'], cliEnv(fixture));
+    let terminated = 0;
+    await waitFor(async () => {
+      const { rows } = await db.pool.query(
+        `select pg_terminate_backend(pid) as ok from pg_stat_activity
+         where application_name = 'outbox-relay purge' and query like 'delete%' and query like '%' || $1 || '%'`,
+        [db.schema],
+      );
+      terminated = rows.length;
+      return terminated > 0;
+    }, 'the purge to be deleting');
+    expect(await purge.exited).toBe(1);
+    expect(purge.output()).toMatch(
+      /lost the connection to PostgreSQL at postgres:\/\/.* during `outbox-relay purge` \(.*\): whether its last statement took effect is unknown; check before running it again/,
+    );
+    expect(purge.output()).not.toMatch(/unexpected failure/);
+    // Here the session ended before its DELETE committed: every row is still there.
+    const { rows } = await db.pool.query(
+      `select count(*)::int as n from "${db.schema}".messages where tenant_id = 'acme'`,
+    );
+    expect(rows[0].n).toBe(20);
+  });
+});

@@ -67,12 +67,56 @@ export async function withCommandPool<T>(
     applicationName: `outbox-relay ${command}`,
     onError: (error) => logger.warn('idle database connection failed', { error }),
   });
+  // Set when a connection of this pool closes while the command runs: a
+  // socket error (ECONNRESET, ENOENT …) may come from elsewhere (the flag
+  // store, a flags file), and only this tells PostgreSQL's apart.
+  let connectionClosed = false;
+  pool.on('connect', (client) => client.on('end', () => (connectionClosed = true)));
   try {
     await checkDatabase(pool, config.databaseUrl);
-    return await work(pool);
+    try {
+      return await work(pool);
+    } catch (error) {
+      if (!isConnectionLoss(error)) throw error;
+      if (!isServerError(error)) {
+        // The query fails first; its connection's 'end' follows in the same turn of I/O.
+        await new Promise((resolve) => setImmediate(resolve));
+        if (!connectionClosed) throw error;
+      }
+      // Say which service went away, and that a change the command made may
+      // have been committed before it did (a purge that deleted its rows).
+      throw new OutboxError(
+        'DATABASE_UNAVAILABLE',
+        `lost the connection to PostgreSQL at ${redactUrl(config.databaseUrl)} during \`outbox-relay ${command}\` (${describeError(error) || (error as { code?: string }).code}): whether its last statement took effect is unknown; check before running it again`,
+        { cause: error },
+      );
+    }
   } finally {
     await pool.end().catch(() => undefined);
   }
+}
+
+/** SQLSTATEs of a lost connection: class 08 (connection exception) and 57P01–57P03 (the server ending sessions). */
+const CONNECTION_LOSS_STATES = /^(08...|57P0[123])$/;
+
+/** An error PostgreSQL itself sent (node-postgres' DatabaseError: a SQLSTATE and a severity). */
+function isServerError(error: unknown): boolean {
+  const { code, severity } = error as { code?: unknown; severity?: unknown };
+  return typeof code === 'string' && typeof severity === 'string';
+}
+
+/**
+ * Whether `error` says the connection to PostgreSQL was lost, rather than
+ * that a statement failed: a socket error (ECONNRESET, EPIPE, ETIMEDOUT …),
+ * node-postgres' "Connection terminated", or a server SQLSTATE of a lost
+ * session. Typed errors of outbox-relay are never one.
+ */
+export function isConnectionLoss(error: unknown): boolean {
+  if (!(error instanceof Error) || error instanceof OutboxError) return false;
+  const code = (error as { code?: unknown }).code;
+  if (isServerError(error)) return CONNECTION_LOSS_STATES.test(code as string);
+  if (typeof code === 'string') return /^E[A-Z]+$/.test(code);
+  return /^Connection terminated/.test(error.message);
 }
 
 /** Whether `error` is PostgreSQL's undefined_table (42P01): a relation the statement names is missing. */

@@ -37,6 +37,11 @@ export function createPool(options: PoolOptions): pg.Pool {
   return pool;
 }
 
+/** What a connection error says: its message, else its code (some socket errors have no message). */
+function connectionFailure(error: unknown): string {
+  return describeError(error) || (error as { code?: string }).code || 'connection failed';
+}
+
 /** Fails with DATABASE_UNAVAILABLE, naming the (redacted) URL and the reason, if PostgreSQL cannot be reached. */
 export async function checkDatabase(pool: pg.Pool, url: string): Promise<void> {
   try {
@@ -44,7 +49,7 @@ export async function checkDatabase(pool: pg.Pool, url: string): Promise<void> {
   } catch (error) {
     throw new OutboxError(
       'DATABASE_UNAVAILABLE',
-      `cannot connect to PostgreSQL at ${redactUrl(url)}: ${describeError(error) || (error as { code?: string }).code || 'connection failed'}`,
+      `cannot connect to PostgreSQL at ${redactUrl(url)}: ${connectionFailure(error)}`,
       { cause: error },
     );
   }
@@ -87,7 +92,7 @@ export async function withCommandPool<T>(
       // have been committed before it did (a purge that deleted its rows).
       throw new OutboxError(
         'DATABASE_UNAVAILABLE',
-        `lost the connection to PostgreSQL at ${redactUrl(config.databaseUrl)} during \`outbox-relay ${command}\` (${describeError(error) || (error as { code?: string }).code}): whether its last statement took effect is unknown; check before running it again`,
+        `lost the connection to PostgreSQL at ${redactUrl(config.databaseUrl)} during \`outbox-relay ${command}\` (${connectionFailure(error)}): whether its last statement took effect is unknown; check before running it again`,
         { cause: error },
       );
     }

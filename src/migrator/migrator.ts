@@ -102,7 +102,7 @@ export async function migrationStatus(
 
 /**
  * The migrations of this version not applied to `schema`, in order; none if
- * the schema has no bookkeeping table (it was set up without `migrate up`,
+ * the bookkeeping records none (the schema was set up without `migrate up`,
  * so nothing can be told). The relay refuses to start on a schema older than
  * its code: claims would fail on every try (a missing column or table).
  */
@@ -111,11 +111,9 @@ export async function pendingMigrations(
   schema: string,
   dir: string = MIGRATIONS_DIR,
 ): Promise<string[]> {
-  const { rows } = await pool.query<{ tracked: boolean }>(
-    `select to_regclass(format('%I.kysely_migration', $1::text)) is not null as tracked`,
-    [schema],
-  );
-  if (!rows[0]?.tracked) return [];
+  // Kysely reads the bookkeeping table only if it exists; with none, every
+  // migration comes back unapplied.
   const states = await migrationStatus(pool, schema, dir);
+  if (states.every((m) => m.executedAt === undefined)) return [];
   return states.filter((m) => m.executedAt === undefined).map((m) => m.name);
 }

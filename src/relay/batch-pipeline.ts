@@ -30,10 +30,11 @@ export interface PassResult {
 
 /**
  * One batch's {@link PassResult}, with the ids of the rows it published and
- * of those that failed: a row that failed may be published by a later batch
- * of the same run (`Relay.drain`).
+ * of those that failed: a row that failed may be published by a later pass
+ * of the same run (`Relay.drain`). What the observer is told is
+ * relay-observer.ts's `BatchOutcome`.
  */
-export interface BatchOutcome extends PassResult {
+export interface PassOutcome extends PassResult {
   publishedIds: readonly string[];
   failedIds: readonly string[];
 }
@@ -91,7 +92,7 @@ export class BatchPipeline {
     turn: PublishTurn,
     claimedAt: number,
     commitFailed: () => boolean = () => false,
-  ): Promise<BatchOutcome> {
+  ): Promise<PassOutcome> {
     let held: HeldRows = { paused: 0, throttled: 0, fenced: 0 };
     let toPublish: readonly ClaimedRow[] = [];
     let sent: Promise<PublishResult[]>;

@@ -27,7 +27,7 @@ import type { ClaimInProgress } from '../outbox/claim.js';
 import { releaseLeases } from '../outbox/leases.js';
 import type { OutboxStore } from '../outbox/outbox-store.js';
 import { BatchClaimer } from './batch-claimer.js';
-import { type BatchOutcome, BatchPipeline, type PassResult } from './batch-pipeline.js';
+import { BatchPipeline, type PassOutcome, type PassResult } from './batch-pipeline.js';
 import { BatchSettler } from './batch-settler.js';
 import { BatchesInFlight } from './batches-in-flight.js';
 import { type ClaimFailure, ClaimLoop } from './claim-loop.js';
@@ -41,6 +41,7 @@ import { TenantThrottle } from './tenant-throttle.js';
 import { WakeSignal } from './wake-signal.js';
 
 export type { PassResult } from './batch-pipeline.js';
+export type { ClaimFailure } from './claim-loop.js';
 
 /** What {@link Relay.drain} did: its passes' totals, and what it left unpublished. */
 export interface DrainResult extends PassResult {
@@ -53,7 +54,6 @@ export interface DrainResult extends PassResult {
    */
   unpublished: number;
 }
-export type { ClaimFailure } from './claim-loop.js';
 
 /** Tuning of one relay; see docs/configuration.md. */
 export interface RelayOptions {
@@ -214,7 +214,7 @@ export class Relay {
   }
 
   /** {@link runOnce}, with the ids of the rows the pass published and of those that failed. */
-  private async pass(): Promise<BatchOutcome> {
+  private async pass(): Promise<PassOutcome> {
     const claimedAt = Date.now();
     const claim = await this.claimer.claim();
     if (claim.rows.length === 0) {
@@ -318,7 +318,7 @@ export class Relay {
     claim: ClaimInProgress,
     turn: PublishTurn,
     claimedAt: number,
-  ): Promise<BatchOutcome> {
+  ): Promise<PassOutcome> {
     const outcome = await this.pipeline.run(claim.rows, turn, claimedAt, claim.commitFailed);
     this.totals = addResults(this.totals, outcome);
     return outcome;
